@@ -1,0 +1,162 @@
+"""Typed, frozen option objects for each pipeline stage.
+
+Units are part of the field names: ``_px`` is pixels of the scene grid, ``_m``
+metres on the ground, ``_m2`` square metres. Each object checks itself on
+construction (as rasterio's ``Window`` does) and raises a subclass of
+:class:`~geounet.errors.GeounetError` naming the bad value.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from geounet.errors import DeviceError, GeounetError, TilingError
+
+_DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
+
+
+@dataclass(frozen=True)
+class TilingConfig:
+    """How a scene is cut into tiles.
+
+    Attributes:
+        tile_size_px: Edge of a square tile in scene pixels. ``None`` takes the
+            model's recommended tile size.
+        overlap_px: Pixels shared by neighbouring tiles (stride is
+            ``tile_size_px - overlap_px``). ``None`` takes the model's value.
+
+    Raises:
+        TilingError: if ``tile_size_px < 16`` or ``overlap_px`` is negative or
+            not smaller than ``tile_size_px``.
+    """
+
+    tile_size_px: int | None = None
+    overlap_px: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.tile_size_px is not None and self.tile_size_px < 16:
+            raise TilingError(
+                f"tile size {self.tile_size_px} px is too small: expected at least 16 px "
+                "(typical values are 256-1024); pass a larger --tile-size"
+            )
+        if self.overlap_px is not None and self.overlap_px < 0:
+            raise TilingError(
+                f"overlap {self.overlap_px} px is negative: expected 0 or more pixels; "
+                "pass --overlap 0 or larger"
+            )
+        if (
+            self.tile_size_px is not None
+            and self.overlap_px is not None
+            and self.overlap_px >= self.tile_size_px
+        ):
+            raise TilingError(
+                f"overlap {self.overlap_px} px must be smaller than the tile size "
+                f"{self.tile_size_px} px (the stride would be "
+                f"{self.tile_size_px - self.overlap_px} px); pass a smaller --overlap, "
+                f"e.g. {self.tile_size_px // 8}"
+            )
+
+    def resolve(self, default_tile_px: int, default_overlap_px: int) -> tuple[int, int]:
+        """Fill unset values from the model's recommendation.
+
+        Args:
+            default_tile_px: The model's recommended tile size in pixels.
+            default_overlap_px: The model's recommended overlap in pixels.
+
+        Returns:
+            ``(tile_size_px, overlap_px)``, checked again as a pair.
+
+        Raises:
+            TilingError: if the combination is invalid.
+        """
+        tile = self.tile_size_px if self.tile_size_px is not None else default_tile_px
+        overlap = self.overlap_px if self.overlap_px is not None else default_overlap_px
+        if self.overlap_px is None and overlap >= tile:
+            overlap = tile // 8
+        TilingConfig(tile, overlap)
+        return tile, overlap
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    """How tiles go through the model.
+
+    Attributes:
+        device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``,
+            ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+        batch_size: Tiles per forward pass (>= 1).
+        amp: Mixed precision on CUDA (fp16 autocast). Ignored on CPU.
+
+    Raises:
+        DeviceError: if ``device`` is not one of the forms above.
+        TilingError: if ``batch_size < 1``.
+    """
+
+    device: str = "auto"
+    batch_size: int = 4
+    amp: bool = True
+
+    def __post_init__(self) -> None:
+        if not _DEVICE_RE.match(self.device):
+            raise DeviceError(
+                f"device {self.device!r} is not understood: expected auto, cpu, cuda, "
+                "cuda:N or mps; pass e.g. --device cpu"
+            )
+        if self.batch_size < 1:
+            raise TilingError(
+                f"batch size {self.batch_size} must be 1 or more; pass e.g. --batch-size 4"
+            )
+
+
+@dataclass(frozen=True)
+class VectorizeConfig:
+    """How the class raster becomes polygons.
+
+    Attributes:
+        min_area_m2: Drop polygons smaller than this many square metres
+            (measured in a local UTM CRS for geographic scenes).
+        simplify_m: Douglas-Peucker tolerance in metres (0 = none). Topology
+            of each polygon is preserved.
+        connectivity: 4 or 8, pixel connectivity used by
+            ``rasterio.features.shapes``.
+
+    Raises:
+        GeounetError: for negative values or a connectivity other than 4/8.
+    """
+
+    min_area_m2: float = 0.0
+    simplify_m: float = 0.0
+    connectivity: int = 4
+
+    def __post_init__(self) -> None:
+        if self.min_area_m2 < 0:
+            raise GeounetError(
+                f"min area {self.min_area_m2} m2 is negative: expected 0 or more square metres"
+            )
+        if self.simplify_m < 0:
+            raise GeounetError(
+                f"simplify tolerance {self.simplify_m} m is negative: expected 0 or more metres"
+            )
+        if self.connectivity not in (4, 8):
+            raise GeounetError(f"connectivity {self.connectivity} must be 4 or 8")
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """Where results go and how rasters are encoded.
+
+    Attributes:
+        prob_dtype: ``"uint8"`` (probability scaled to 0-255, nodata as an
+            internal mask) or ``"float32"`` (0-1, nodata NaN).
+        overwrite: Replace existing outputs instead of refusing.
+    """
+
+    prob_dtype: str = "uint8"
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if self.prob_dtype not in ("uint8", "float32"):
+            raise GeounetError(
+                f"probability dtype {self.prob_dtype!r} is not supported: expected uint8 or float32"
+            )

@@ -1,0 +1,258 @@
+"""Stage 1 - read: open a scene, choose bands, read scaled windows with masks.
+
+Any raster GDAL/rasterio can open works. Windows are read with rasterio's
+``boundless`` reads when they reach past the scene's edge, so edge tiles come
+back full size and padded. Validity comes from GDAL's mask bands
+(``read_masks``), which honour a nodata value, an alpha band or an internal
+mask alike; a pixel is valid when it is valid in every selected band.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.errors import RasterioIOError
+from rasterio.windows import Window
+
+from geounet.errors import (
+    BandCountError,
+    BandIndexError,
+    InputNotFoundError,
+    MissingCRSError,
+    NotARasterError,
+)
+
+log = logging.getLogger(__name__)
+
+
+def parse_bands(text: str | None) -> list[int] | None:
+    """Parse a ``--bands`` value such as ``"1,2,3"`` (1-based indexes).
+
+    Raises:
+        BandIndexError: for a value that is not a comma-separated list of
+            positive integers.
+    """
+    if text is None or str(text).strip() == "":
+        return None
+    try:
+        bands = [int(b) for b in str(text).split(",")]
+    except ValueError:
+        raise BandIndexError(
+            f"bands {text!r} are not understood: expected 1-based band numbers separated by "
+            "commas, e.g. --bands 1,2,3"
+        ) from None
+    return bands
+
+
+def open_raster(path: str | os.PathLike):
+    """Open a raster with rasterio, turning failures into geounet errors.
+
+    Returns:
+        An open ``rasterio.DatasetReader``.
+
+    Raises:
+        InputNotFoundError: if ``path`` does not exist (and is not a GDAL
+            virtual path such as ``/vsicurl/...``).
+        NotARasterError: if GDAL cannot open it as a raster.
+    """
+    spath = str(path)
+    if not spath.startswith("/vsi") and "://" not in spath and not Path(spath).exists():
+        raise InputNotFoundError(f"scene {spath!r} does not exist; check the path")
+    try:
+        return rasterio.open(spath)
+    except RasterioIOError as exc:
+        raise NotARasterError(
+            f"{spath!r} is not a raster GDAL can read ({exc}); pass a GeoTIFF or another "
+            "GDAL raster format"
+        ) from exc
+
+
+class Scene:
+    """An open scene with its selected bands.
+
+    Args:
+        path: Raster path (anything rasterio opens).
+        bands: 1-based band indexes to use, in model input order; ``None``
+            takes ``default_bands``.
+        default_bands: Bands used when ``bands`` is ``None`` (usually the
+            model's ``bands``).
+        n_expected: Number of bands the model takes; ``None`` skips the check.
+
+    Attributes:
+        width, height: Size in pixels.
+        crs: ``rasterio.crs.CRS`` of the scene.
+        transform: Affine transform, pixel -> CRS coordinates.
+        bands: Selected 1-based band indexes.
+
+    Raises:
+        InputNotFoundError, NotARasterError: see :func:`open_raster`.
+        MissingCRSError: if the scene has no CRS.
+        BandIndexError: if a band is outside ``1..count``.
+        BandCountError: if the number of bands differs from ``n_expected``.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        bands: list[int] | None = None,
+        default_bands: list[int] | None = None,
+        n_expected: int | None = None,
+    ) -> None:
+        self.path = str(path)
+        self.dataset = open_raster(path)
+        try:
+            self._check(bands, default_bands, n_expected)
+        except Exception:
+            self.dataset.close()
+            raise
+
+    def _check(self, bands, default_bands, n_expected) -> None:
+        ds = self.dataset
+        if ds.crs is None:
+            raise MissingCRSError(
+                f"scene {self.path!r} has no CRS: footprints could not be placed on the map; "
+                "assign one first, e.g. gdal_edit.py -a_srs EPSG:32616 "
+                f"{os.path.basename(self.path)}"
+            )
+        count = ds.count
+        if bands is None:
+            bands = list(default_bands) if default_bands else list(range(1, count + 1))
+            if any(b > count for b in bands):
+                raise BandCountError(
+                    f"scene {self.path!r} has {count} band(s) but the model expects "
+                    f"{len(bands)} (bands {','.join(map(str, bands))}); pass --bands with "
+                    f"{len(bands)} band numbers between 1 and {count}"
+                )
+        for b in bands:
+            if not 1 <= b <= count:
+                raise BandIndexError(
+                    f"band {b} is out of range: scene {self.path!r} has bands 1..{count}; "
+                    "pass --bands with numbers in that range"
+                )
+        if n_expected is not None and len(bands) != n_expected:
+            raise BandCountError(
+                f"{len(bands)} band(s) selected ({','.join(map(str, bands))}) but the model "
+                f"expects {n_expected}; pass --bands with {n_expected} band numbers"
+            )
+        self.bands = list(bands)
+
+    @property
+    def width(self) -> int:  # noqa: D102
+        return self.dataset.width
+
+    @property
+    def height(self) -> int:  # noqa: D102
+        return self.dataset.height
+
+    @property
+    def crs(self):  # noqa: D102
+        return self.dataset.crs
+
+    @property
+    def transform(self):  # noqa: D102
+        return self.dataset.transform
+
+    @property
+    def profile(self) -> dict:
+        """The dataset's rasterio profile."""
+        return dict(self.dataset.profile)
+
+    def gsd_m(self) -> float:
+        """Approximate ground sample distance in metres per pixel (mean of x and y).
+
+        Projected CRSs use their linear unit; geographic CRSs use the length of
+        a degree at the scene's centre latitude on the WGS84 mean radius.
+        """
+        xres, yres = self.dataset.res
+        if self.crs.is_geographic:
+            lat = (self.dataset.bounds.top + self.dataset.bounds.bottom) / 2
+            m_per_deg = math.pi / 180 * 6_371_008.8
+            return 0.5 * (xres * m_per_deg * math.cos(math.radians(lat)) + yres * m_per_deg)
+        factor = self.crs.linear_units_factor[1] if self.crs.linear_units else 1.0
+        return 0.5 * (xres + yres) * factor
+
+    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        """Read the selected bands and validity of a window.
+
+        Args:
+            window: Pixel window; may reach outside the scene (padded).
+
+        Returns:
+            ``(data, valid)``: ``(bands, h, w)`` float32 raw values (0 where
+            invalid or outside) and ``(h, w)`` bool validity.
+        """
+        ds = self.dataset
+        inside = (
+            window.col_off >= 0
+            and window.row_off >= 0
+            and window.col_off + window.width <= ds.width
+            and window.row_off + window.height <= ds.height
+        )
+        kw = {} if inside else {"boundless": True}
+        data = ds.read(self.bands, window=window, out_dtype="float32", **kw)
+        if not inside:
+            data = np.nan_to_num(data, copy=False)
+        masks = ds.read_masks(self.bands, window=window, **kw)
+        valid = np.all(masks > 0, axis=0)
+        if np.issubdtype(data.dtype, np.floating):
+            valid &= np.all(np.isfinite(data), axis=0)
+        data[:, ~valid] = 0
+        return data, valid
+
+    def read_valid(self, window: Window) -> np.ndarray:
+        """Validity of a window inside the scene: ``(h, w)`` bool from the masks."""
+        masks = self.dataset.read_masks(self.bands, window=window)
+        return np.all(masks > 0, axis=0)
+
+    def close(self) -> None:
+        """Close the dataset."""
+        self.dataset.close()
+
+    def __enter__(self) -> Scene:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class BandScaler:
+    """Per-band standardisation with statistics stored in the model file.
+
+    Args:
+        mean: ``(bands,)`` per-band means of raw values.
+        std: ``(bands,)`` per-band standard deviations (zeros become 1).
+    """
+
+    def __init__(self, mean, std) -> None:
+        self.mean = np.asarray(mean, np.float32).reshape(-1, 1, 1)
+        std = np.asarray(std, np.float32).reshape(-1, 1, 1)
+        self.std = np.where(std > 0, std, 1).astype(np.float32)
+
+    def __call__(self, data: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Scale ``(bands, h, w)`` raw values; invalid pixels become 0 (the mean).
+
+        Returns:
+            ``(bands, h, w)`` float32.
+        """
+        out = (data - self.mean) / self.std
+        out[:, ~valid] = 0
+        return out.astype(np.float32, copy=False)
+
+
+def band_statistics(data: np.ndarray, valid: np.ndarray) -> tuple[list[float], list[float]]:
+    """Mean and standard deviation of each band over valid pixels.
+
+    Args:
+        data: ``(bands, h, w)`` raw values.
+        valid: ``(h, w)`` bool.
+
+    Returns:
+        ``(mean, std)``, lists of floats, one per band.
+    """
+    sel = data[:, valid].astype(np.float64)
+    return sel.mean(axis=1).tolist(), sel.std(axis=1).tolist()

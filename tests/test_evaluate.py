@@ -1,0 +1,76 @@
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+from rasterio.transform import from_origin
+
+from conftest import write_geotiff
+from geounet.evaluate import evaluate, match_footprints, pixel_metrics
+
+T = from_origin(0, 100, 1, 1)  # 1 m pixels, 100x100 m grid in EPSG:32616
+
+
+def test_spacenet_matching_counts():
+    truth = [shapely.box(0, 0, 10, 10), shapely.box(20, 0, 30, 10), shapely.box(40, 0, 50, 10)]
+    pred = [
+        shapely.box(0, 0, 10, 10),        # IoU 1
+        shapely.box(22, 0, 32, 10),       # IoU 8/12 = 0.667
+        shapely.box(46, 0, 56, 10),       # IoU 4/16 = 0.25 -> no match
+        shapely.box(70, 70, 80, 80),      # nothing there
+    ]
+    m = match_footprints(pred, truth)
+    assert (m.tp, m.fp, m.fn) == (2, 2, 1)
+    assert m.precision == 0.5 and m.recall == pytest.approx(2 / 3)
+    assert m.f1 == pytest.approx(2 * 0.5 * (2 / 3) / (0.5 + 2 / 3))
+    assert m.mean_iou_matched == pytest.approx((1 + 2 / 3) / 2)
+
+
+def test_one_to_one_matching():
+    truth = [shapely.box(0, 0, 10, 10)]
+    pred = [shapely.box(0, 0, 10, 10), shapely.box(0, 0, 10, 9)]  # two claims on one building
+    m = match_footprints(pred, truth)
+    assert (m.tp, m.fp, m.fn) == (1, 1, 0)
+
+
+def test_pixel_metrics():
+    p = np.array([[1, 1, 0, 0]], bool)
+    t = np.array([[1, 0, 1, 0]], bool)
+    m = pixel_metrics(p, t)
+    assert (m.tp, m.fp, m.fn) == (1, 1, 1)
+    assert m.iou == pytest.approx(1 / 3) and m.f1 == pytest.approx(0.5)
+
+
+def test_evaluate_raster_against_polygons_with_region(tmp_path):
+    cls = np.zeros((100, 100), np.uint8)
+    cls[10:20, 10:20] = 1          # west: exact building
+    cls[10:20, 70:80] = 1          # east: exact building
+    cls[50:60, 85:95] = 1          # east: false positive
+    cls[90:100, :] = 255           # nodata strip is not counted
+    pred = write_geotiff(tmp_path / "pred.tif", cls, transform=T, nodata=255)
+    truth = gpd.GeoDataFrame(geometry=[shapely.box(10, 80, 20, 90), shapely.box(70, 80, 80, 90),
+                                       shapely.box(30, 30, 40, 40)], crs="EPSG:32616")
+    truth.to_file(tmp_path / "truth.gpkg")
+    whole = evaluate(pred, tmp_path / "truth.gpkg")
+    assert (whole.pixel.tp, whole.pixel.fp, whole.pixel.fn) == (200, 100, 100)
+    assert whole.pixel.iou == pytest.approx(0.5)
+    assert (whole.buildings.tp, whole.buildings.fp, whole.buildings.fn) == (2, 1, 1)
+    east = evaluate(pred, tmp_path / "truth.gpkg", region="east:0.5")
+    assert (east.pixel.tp, east.pixel.fp, east.pixel.fn) == (100, 100, 0)
+    assert (east.buildings.tp, east.buildings.fp, east.buildings.fn) == (1, 1, 0)
+    # the same truth in another CRS gives the same figures
+    truth.to_crs(4326).to_file(tmp_path / "truth.geojson")
+    again = evaluate(pred, tmp_path / "truth.geojson", region="east:0.5")
+    assert (again.buildings.tp, again.buildings.fp, again.buildings.fn) == (1, 1, 0)
+    assert again.buildings.mean_iou_matched == pytest.approx(1, abs=1e-6)
+
+
+def test_evaluate_two_vectors_needs_a_grid(tmp_path):
+    from geounet.errors import GeounetError
+
+    g = gpd.GeoDataFrame(geometry=[shapely.box(10, 10, 20, 20)], crs="EPSG:32616")
+    g.to_file(tmp_path / "a.gpkg")
+    with pytest.raises(GeounetError, match="--grid"):
+        evaluate(tmp_path / "a.gpkg", tmp_path / "a.gpkg")
+    grid = write_geotiff(tmp_path / "grid.tif", np.zeros((100, 100), np.uint8), transform=T)
+    r = evaluate(tmp_path / "a.gpkg", tmp_path / "a.gpkg", grid=grid)
+    assert r.pixel.iou == 1 and r.buildings.f1 == 1

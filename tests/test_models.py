@@ -1,0 +1,137 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import tiny_model
+from geounet.errors import InputNotFoundError, ModelFileError, UnknownModelError
+from geounet.models import architectures, build_model, bundled_models, load_model, read_metadata
+from geounet.models.modelfile import METADATA_KEY, resolve_model_path
+from geounet.models.unet import UNet
+
+
+@pytest.mark.parametrize("bilinear", [True, False])
+@pytest.mark.parametrize("size", [(64, 64), (50, 70), (33, 17)])
+def test_unet_keeps_size(bilinear, size):
+    m = UNet(in_channels=3, classes=4, base_channels=4, depth=3, bilinear=bilinear).eval()
+    with torch.no_grad():
+        y = m(torch.randn(2, 3, *size))
+    assert y.shape == (2, 4, *size)
+
+
+def test_unet_paper_size():
+    # the classic U-Net (base 64, depth 4, bilinear) has 17.26 M parameters (milesial/Pytorch-UNet)
+    n = sum(p.numel() for p in UNet(3, 2, 64, 4, True).parameters())
+    assert 17.2e6 < n < 17.3e6
+
+
+@pytest.mark.parametrize("encoder", ["resnet18", "resnet34", "resnet50"])
+def test_smp_unet_builds_without_download(encoder):
+    m = build_model("smp_unet", 4, 3, encoder_name=encoder).eval()
+    assert m.pad_multiple == 32
+    with torch.no_grad():
+        assert m(torch.randn(1, 4, 64, 64)).shape == (1, 3, 64, 64)
+
+
+def test_smp_unknown_encoder():
+    with pytest.raises(UnknownModelError, match="resnet18, resnet34, resnet50"):
+        build_model("smp_unet", 3, 1, encoder_name="vgg11")
+
+
+def test_smp_encoder_weights_from_local_file(tmp_path):
+    import torchvision
+
+    tv = torchvision.models.resnet18(weights=None)  # torchvision-style keys, with fc.*
+    torch.nn.init.constant_(tv.conv1.weight, 0.125)
+    path = tmp_path / "resnet18.pth"
+    torch.save(tv.state_dict(), path)
+    m = build_model("smp_unet", 3, 1, encoder_name="resnet18", encoder_weights_path=str(path))
+    assert torch.all(m.encoder.conv1.weight == 0.125)
+    torch.save({"nonsense.weight": torch.zeros(1)}, tmp_path / "bad.pth")
+    with pytest.raises(ModelFileError, match="do not fit"):
+        build_model("smp_unet", 3, 1, encoder_name="resnet18",
+                    encoder_weights_path=str(tmp_path / "bad.pth"))
+    with pytest.raises(InputNotFoundError):
+        build_model("smp_unet", 3, 1, encoder_name="resnet18",
+                    encoder_weights_path=str(tmp_path / "none.pth"))
+
+
+def test_registry_lists_builtins_through_entry_points():
+    archs = architectures()
+    assert archs["unet"].target == "geounet.models.unet:build_unet"
+    assert archs["smp_unet"].package == "geounet"
+    with pytest.raises(UnknownModelError, match="not registered"):
+        build_model("segformer", 3, 1)
+
+
+def test_model_file_round_trip(tmp_path):
+    path = tiny_model(tmp_path / "m.safetensors", bands=(3, 1), classes=("bg", "a", "b"))
+    meta = read_metadata(path)
+    assert meta.bands == [3, 1] and meta.classes == ["bg", "a", "b"] and not meta.binary
+    loaded = load_model(path)
+    torch.manual_seed(0)
+    ref = build_model("unet", 2, 3, base_channels=4, depth=2).eval()
+    x = torch.randn(1, 2, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(loaded.module(x), ref(x))
+    header = path.read_bytes()
+    assert b"__metadata__" in header and b"pickle" not in header
+
+
+def test_model_file_errors(tmp_path):
+    good = tiny_model(tmp_path / "good.safetensors")
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(good.read_bytes()[:200])
+    with pytest.raises(ModelFileError, match="corrupt"):
+        load_model(corrupt)
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"\x00" * 64)
+    with pytest.raises(ModelFileError):
+        load_model(junk)
+    from safetensors.torch import save_file
+
+    plain = tmp_path / "plain.safetensors"
+    save_file({"w": torch.zeros(2)}, str(plain))
+    with pytest.raises(ModelFileError, match="without geounet metadata"):
+        load_model(plain)
+    # metadata says depth 3 but the weights are depth 2: another architecture
+    raw = good.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + n])
+    meta = json.loads(header["__metadata__"][METADATA_KEY])
+    meta["arch_args"]["depth"] = 3
+    header["__metadata__"][METADATA_KEY] = json.dumps(meta)
+    hb = json.dumps(header).encode()
+    hb += b" " * (-len(hb) % 8)
+    other = tmp_path / "other.safetensors"
+    other.write_bytes(len(hb).to_bytes(8, "little") + hb + raw[8 + n :])
+    with pytest.raises(ModelFileError, match="do not fit architecture 'unet'"):
+        load_model(other)
+    meta["architecture"] = "mystery"
+    header["__metadata__"][METADATA_KEY] = json.dumps(meta)
+    hb = json.dumps(header).encode()
+    hb += b" " * (-len(hb) % 8)
+    other.write_bytes(len(hb).to_bytes(8, "little") + hb + raw[8 + n :])
+    with pytest.raises(UnknownModelError, match="mystery"):
+        load_model(other)
+
+
+def test_model_names_and_paths(tmp_path):
+    with pytest.raises(UnknownModelError, match="buildings-atlanta"):
+        resolve_model_path("no-such-model")
+    with pytest.raises(InputNotFoundError):
+        resolve_model_path(tmp_path / "missing.safetensors")
+    assert "buildings-atlanta" in bundled_models()
+    assert resolve_model_path(None) == bundled_models()["buildings-atlanta"]
+
+
+def test_bundled_default_model_metadata():
+    path = bundled_models()["buildings-atlanta"]
+    meta = read_metadata(path)
+    assert meta.bands == [1] and meta.classes == ["background", "building"]
+    assert meta.gsd_m == 0.5 and meta.training["scene"] == "atlanta_sample.tif"
+    assert {"pixel_iou", "building_f1"} <= set(meta.evaluation)
+    assert path.stat().st_size < 5_000_000  # a few MB at most
+    m = load_model("buildings-atlanta")
+    assert np.isfinite(sum(float(p.sum()) for p in m.module.parameters()))
