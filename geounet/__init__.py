@@ -5,7 +5,9 @@ rasterio and geopandas load only when a function below is first used.
 
 Example:
     >>> import geounet
-    >>> result = geounet.predict_scene("scene.tif", "footprints.geojson")  # doctest: +SKIP
+    >>> result = geounet.predict("scene.tif", "footprints.geojson")  # doctest: +SKIP
+
+See ``docs/api.md``.
 """
 
 from __future__ import annotations
@@ -18,15 +20,18 @@ from geounet.errors import GeounetError
 __version__ = "0.1.0"
 
 _LAZY = {
+    "predict": "geounet.pipeline",
     "predict_scene": "geounet.pipeline",
+    "predict_scenes": "geounet.pipeline",
+    "export_onnx": "geounet.export",
     "PredictResult": "geounet.pipeline",
     "load_model": "geounet.models.modelfile",
     "save_model": "geounet.models.modelfile",
     "ModelMetadata": "geounet.models.modelfile",
-    "vectorize": "geounet.vectorize",
-    "train": "geounet.train",
-    "TrainConfig": "geounet.train",
-    "evaluate": "geounet.evaluate",
+    "vectorize": "geounet.polygons",
+    "train": "geounet.training",
+    "TrainConfig": "geounet.training",
+    "evaluate": "geounet.metrics",
     "TilingConfig": "geounet.config",
     "PredictConfig": "geounet.config",
     "VectorizeConfig": "geounet.config",

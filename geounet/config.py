@@ -86,16 +86,25 @@ class PredictConfig:
         device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``,
             ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
         batch_size: Tiles per forward pass (>= 1).
-        amp: Mixed precision on CUDA (fp16 autocast). Ignored on CPU.
+        precision: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"``: the
+            ``torch.autocast`` dtype. ``auto`` is fp16 on CUDA and the
+            measured-faster choice on CPU (see :func:`geounet.inference.auto_precision`).
+        channels_last: Run the model in ``torch.channels_last`` memory format;
+            ``None`` chooses by device (see :func:`geounet.inference.auto_channels_last`).
+        prefetch: Batches read and scaled ahead on a background thread, so
+            reading overlaps the model (0: read on the calling thread).
 
     Raises:
         DeviceError: if ``device`` is not one of the forms above.
-        TilingError: if ``batch_size < 1``.
+        TilingError: if ``batch_size < 1`` or ``prefetch < 0``.
+        GeounetError: for an unknown precision.
     """
 
     device: str = "auto"
     batch_size: int = 4
-    amp: bool = True
+    precision: str = "auto"
+    channels_last: bool | None = None
+    prefetch: int = 2
 
     def __post_init__(self) -> None:
         if not _DEVICE_RE.match(self.device):
@@ -106,6 +115,13 @@ class PredictConfig:
         if self.batch_size < 1:
             raise TilingError(
                 f"batch size {self.batch_size} must be 1 or more; pass e.g. --batch-size 4"
+            )
+        if self.prefetch < 0:
+            raise TilingError(f"prefetch {self.prefetch} must be 0 or more")
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise GeounetError(
+                f"precision {self.precision!r} is not understood: expected auto, fp32, bf16 "
+                "or fp16"
             )
 
 
@@ -150,10 +166,13 @@ class OutputConfig:
         prob_dtype: ``"uint8"`` (probability scaled to 0-255, nodata as an
             internal mask) or ``"float32"`` (0-1, nodata NaN).
         overwrite: Replace existing outputs instead of refusing.
+        cog: Write the rasters as Cloud Optimized GeoTIFFs (GDAL's COG
+            driver) instead of tiled GeoTIFFs with internal overviews.
     """
 
     prob_dtype: str = "uint8"
     overwrite: bool = False
+    cog: bool = False
 
     def __post_init__(self) -> None:
         if self.prob_dtype not in ("uint8", "float32"):

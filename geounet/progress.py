@@ -101,6 +101,25 @@ class JsonLinesProgress:
         return False
 
 
+class PrefixedProgress:
+    """Passes reports on to another reporter with ``"<stage> <label>"`` stages.
+
+    Args:
+        inner: The reporter to pass to.
+        label: Appended to every stage name (e.g. the scene's name).
+    """
+
+    def __init__(self, inner: Progress, label: str) -> None:
+        self.inner = inner
+        self.label = label
+
+    def __call__(self, done: int, total: int, stage: str) -> None:  # noqa: D102
+        self.inner(done, total, f"{stage} {self.label}")
+
+    def cancelled(self) -> bool:  # noqa: D102
+        return self.inner.cancelled()
+
+
 def check_cancelled(progress: Progress) -> None:
     """Raise :class:`CancelledError` if ``progress.cancelled()`` is true.
 

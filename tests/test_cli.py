@@ -73,8 +73,8 @@ def test_predict_progress_json(tmp_path, runner, model_file, scene):
             "--progress", "json")
     assert r.exit_code == 0
     events = [json.loads(ln) for ln in r.stderr.splitlines() if ln.startswith("{")]
-    stages = {e["stage"] for e in events}
-    assert {"predict", "vectorize"} <= stages
+    assert {e["stage"] for e in events} == {"predict"}
+    assert [e["done"] for e in events] == sorted(e["done"] for e in events)
     last = [e for e in events if e["stage"] == "predict"][-1]
     assert last["done"] == last["total"] > 0
 
@@ -233,3 +233,68 @@ def test_exit_status_and_verbose_traceback_in_a_real_process(work):
         f"Error: scene '{tmp / 'nope.tif'}' does not exist; check the path"]
     loud = subprocess.run(base + ["-v"], capture_output=True, text=True)
     assert loud.returncode == 1 and "Traceback" in loud.stderr
+
+
+def test_many_scenes_into_a_folder_with_one_model_load(tmp_path, runner, model_file, monkeypatch):
+    import geounet.models.modelfile as mf
+
+    for i in range(3):
+        random_scene(tmp_path / f"tile_{i}.tif", 90 + 10 * i, 70, seed=i)
+    (tmp_path / "notes.txt").write_text("not a scene")
+    loads = []
+    real = mf.load_model
+    monkeypatch.setattr(mf, "load_model", lambda spec=None: loads.append(spec) or real(spec))
+    out = tmp_path / "out"
+    r = run(runner, "predict", str(tmp_path / "tile_*.tif"), "-o", f"{out}/", "--model", model_file,
+            "--format", "gpkg", "--mask-out", f"{tmp_path / 'masks'}/", "--cog", "-q")
+    assert r.exit_code == 0, r.output
+    assert len(loads) == 1  # the model is loaded once for all scenes
+    assert sorted(p.name for p in out.iterdir()) == [f"tile_{i}.gpkg" for i in range(3)]
+    masks = sorted((tmp_path / "masks").iterdir())
+    assert [p.name for p in masks] == [f"tile_{i}_classes.tif" for i in range(3)]
+    with rasterio.open(masks[2]) as ds:
+        assert ds.width == 110 and ds.profile["tiled"]
+    # a folder as SCENE works too
+    r = run(runner, "predict", tmp_path, "-o", tmp_path / "out", "--model", model_file,
+            "--overwrite", "-q")
+    assert r.exit_code == 0, r.output
+    assert len(list(out.glob("*.geojson"))) == 3
+
+
+def test_rasters_have_internal_overviews(tmp_path, runner, model_file):
+    scene = random_scene(tmp_path / "s.tif", 600, 300)
+    r = run(runner, "predict", scene, "-o", tmp_path / "o.fgb", "--model", model_file,
+            "--mask-out", tmp_path / "m.tif", "--prob-out", tmp_path / "p.tif", "-q")
+    assert r.exit_code == 0, r.output
+    with rasterio.open(tmp_path / "m.tif") as m, rasterio.open(tmp_path / "p.tif") as p:
+        assert m.overviews(1) == [2, 4] and p.overviews(1) == [2, 4]
+    r = run(runner, "predict", scene, "-o", tmp_path / "o2.fgb", "--model", model_file,
+            "--mask-out", tmp_path / "c.tif", "--cog", "-q")
+    with rasterio.open(tmp_path / "c.tif") as c, rasterio.open(tmp_path / "m.tif") as m:
+        assert c.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+        assert np.array_equal(c.read(1), m.read(1))
+    assert not [f for f in tmp_path.iterdir() if f.name.startswith(".")]
+
+
+def test_sigterm_removes_partial_outputs(tmp_path, model_file):
+    """A run killed with SIGTERM (as the QGIS script cancels) leaves no file behind."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    scene = random_scene(tmp_path / "big.tif", 1500, 1500)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "geounet", "predict", str(scene), "-o", str(tmp_path / "o.gpkg"),
+         "--model", str(model_file), "--mask-out", str(tmp_path / "m.tif"), "--tile-size", "64",
+         "--overlap", "8", "--batch-size", "1", "--progress", "json"],
+        stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:  # wait for the first progress report past 0
+        if line.startswith("{") and '"done": 0' not in line:
+            break
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    assert proc.returncode != 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == before

@@ -5,7 +5,7 @@ import shapely
 from rasterio.transform import from_origin
 
 from conftest import write_geotiff
-from geounet.evaluate import evaluate, match_footprints, pixel_metrics
+from geounet.metrics import evaluate, match_footprints, pixel_metrics
 
 T = from_origin(0, 100, 1, 1)  # 1 m pixels, 100x100 m grid in EPSG:32616
 

@@ -9,7 +9,7 @@ from conftest import write_geotiff
 from geounet.errors import LabelError, MissingCRSError, RegionError
 from geounet.models import load_model, read_metadata
 from geounet.regions import parse_region
-from geounet.train import TrainConfig, rasterize_labels, train
+from geounet.training import TrainConfig, rasterize_labels, train
 
 T = from_origin(500000, 4000000, 1, 1)
 

@@ -4,7 +4,7 @@ import shapely
 from rasterio.transform import from_origin
 
 from geounet.config import VectorizeConfig
-from geounet.vectorize import CLASS_NODATA, vectorize
+from geounet.polygons import CLASS_NODATA, vectorize
 
 T = from_origin(733600.0, 3725140.0, 0.5, 0.5)
 

@@ -48,7 +48,7 @@ def test_geojson_is_rfc7946(tmp_path):
 
 
 def test_empty_frame_writes(tmp_path):
-    from geounet.vectorize import empty_frame
+    from geounet.polygons import empty_frame
 
     for ext in (".geojson", ".gpkg", ".fgb", ".parquet"):
         write_vector(empty_frame("EPSG:32616"), tmp_path / f"e{ext}")

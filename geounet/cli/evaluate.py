@@ -24,7 +24,7 @@ def evaluate_cmd(pred, truth, region, grid, iou_threshold, json_out, quiet, verb
     """Score PRED (class raster or footprints) against TRUTH (raster or polygons)."""
     import json
 
-    from geounet.evaluate import evaluate
+    from geounet.metrics import evaluate
 
     res = evaluate(pred, truth, region=region, grid=grid, iou_threshold=iou_threshold)
     if json_out == "-":

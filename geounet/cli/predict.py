@@ -14,9 +14,13 @@ from geounet.cli.options import (
 
 
 @click.command("predict")
-@click.argument("scene", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="Vector output: .geojson (EPSG:4326), .gpkg, .fgb or .parquet (scene CRS).")
+@click.argument("scenes", nargs=-1, required=True, metavar="SCENE...")
+@click.option("-o", "--output", required=True, type=click.Path(),
+              help="Vector output: .geojson (EPSG:4326), .gpkg, .fgb or .parquet (scene CRS). "
+                   "With several scenes, a folder (OUTDIR/) that gets <scene>.<format> files.")
+@click.option("--format", "fmt", type=click.Choice(["geojson", "gpkg", "fgb", "parquet"]),
+              default="geojson", show_default=True,
+              help="Vector format of the files written into an output folder.")
 @click.option("--model", default=None, metavar="NAME|PATH",
               help="Bundled model name or .safetensors file (default: buildings-atlanta).")
 @bands_opt
@@ -24,33 +28,52 @@ from geounet.cli.options import (
 @click.option("--overlap", type=int, default=None, help="Tile overlap in pixels (default: model's).")
 @batch_size_opt
 @device_opt
-@click.option("--amp/--no-amp", default=True, show_default=True,
-              help="fp16 mixed precision on CUDA (no effect on CPU).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
+              show_default=True,
+              help="torch.autocast dtype; auto = fp16 on CUDA, the measured-faster choice on CPU.")
+@click.option("--channels-last/--no-channels-last", default=None,
+              help="channels_last memory format (default: on for CUDA).")
 @click.option("--threshold", type=float, default=None,
               help="Probability threshold of a binary model (default: model's).")
 @click.option("--min-area", type=float, default=0.0, show_default=True,
               help="Drop polygons smaller than this, in square metres.")
 @click.option("--simplify", type=float, default=0.0, show_default=True,
               help="Simplification tolerance in metres (0: none).")
-@click.option("--prob-out", type=click.Path(dir_okay=False), default=None,
-              help="Also write the probability raster (GeoTIFF).")
+@click.option("--prob-out", type=click.Path(), default=None,
+              help="Also write the probability raster (GeoTIFF); a folder with several scenes.")
 @click.option("--prob-dtype", type=click.Choice(["uint8", "float32"]), default="uint8",
               show_default=True, help="uint8 0-255 or float32 0-1 probabilities.")
-@click.option("--mask-out", type=click.Path(dir_okay=False), default=None,
-              help="Also write the class raster (GeoTIFF, uint8, nodata 255).")
+@click.option("--mask-out", type=click.Path(), default=None,
+              help="Also write the class raster (GeoTIFF, uint8, nodata 255); a folder with "
+                   "several scenes.")
+@click.option("--cog", is_flag=True,
+              help="Write rasters as Cloud Optimized GeoTIFFs (default: tiled GeoTIFFs with "
+                   "internal overviews).")
 @click.option("--progress", "progress_kind", type=click.Choice(["bar", "json", "none"]),
               default="bar", show_default=True,
               help="Progress as a bar, as JSON lines on stderr (for other programs), or none.")
+@click.option("--scheduler", default=None, metavar="ADDRESS|local[:N]",
+              help="Run on a Dask distributed cluster (scheduler address), or on a new local "
+                   "cluster of N worker processes. Needs geounet[dask].")
 @overwrite_opt
 @verbosity
-def predict_cmd(scene, output, model, bands, tile_size, overlap, batch_size, device, amp,
-                threshold, min_area, simplify, prob_out, prob_dtype, mask_out, progress_kind,
-                overwrite, quiet, verbose):
-    """Segment SCENE and write footprints/polygons to OUTPUT."""
+def predict_cmd(scenes, output, fmt, model, bands, tile_size, overlap, batch_size, device, precision,
+                channels_last,
+                threshold, min_area, simplify, prob_out, prob_dtype, mask_out, cog, progress_kind,
+                scheduler, overwrite, quiet, verbose):
+    """Segment SCENE(s) and write footprints/polygons to OUTPUT.
+
+    SCENE may be a raster, a folder of rasters or a glob pattern; with more than
+    one scene OUTPUT is a folder and the model is loaded once.
+    """
+    import os
+    from contextlib import ExitStack
+    from pathlib import Path
+
     from geounet._alloc import tune_allocator
     from geounet.config import OutputConfig, PredictConfig, TilingConfig, VectorizeConfig
     from geounet.io.read import parse_bands
-    from geounet.pipeline import predict_scene
+    from geounet.pipeline import expand_scenes, predict_scene, predict_scenes
     from geounet.progress import JsonLinesProgress, NullProgress, TqdmProgress
 
     tune_allocator()
@@ -60,23 +83,35 @@ def predict_cmd(scene, output, model, bands, tile_size, overlap, batch_size, dev
         reporter = NullProgress()
     else:
         reporter = TqdmProgress()
-    result = predict_scene(
-        scene,
-        output,
-        model=model,
+    options = dict(
         bands=parse_bands(bands),
         tiling=TilingConfig(tile_size, overlap),
-        predict=PredictConfig(device=device, batch_size=batch_size, amp=amp),
+        predict=PredictConfig(device=device, batch_size=batch_size, precision=precision,
+                              channels_last=channels_last),
         vectorize=VectorizeConfig(min_area_m2=min_area, simplify_m=simplify),
-        outputs=OutputConfig(prob_dtype=prob_dtype, overwrite=overwrite),
+        outputs=OutputConfig(prob_dtype=prob_dtype, overwrite=overwrite, cog=cog),
         threshold=threshold,
-        prob_out=prob_out,
-        mask_out=mask_out,
-        progress=reporter,
     )
+    paths = expand_scenes(scenes)
+    folder = len(paths) > 1 or Path(output).is_dir() or output.endswith(os.sep)
+    with ExitStack() as stack:
+        if scheduler:
+            from geounet.distributed import connect
+
+            options["client"] = stack.enter_context(connect(scheduler))
+        if folder:
+            for d in (output, prob_out, mask_out):
+                if d is not None and d.endswith(os.sep) and Path(d).parent.is_dir():
+                    Path(d).mkdir(exist_ok=True)
+            results = predict_scenes(paths, output, fmt, model=model, prob_out_dir=prob_out,
+                                     mask_out_dir=mask_out, progress=reporter, **options)
+        else:
+            results = [predict_scene(paths[0], output, model=model, prob_out=prob_out,
+                                     mask_out=mask_out, progress=reporter, **options)]
     if not quiet:
-        click.echo(
-            f"{len(result.footprints)} polygons -> {result.output} "
-            f"({result.tiles_predicted}/{result.tiles} tiles, {result.seconds:.1f} s)",
-            err=True,
-        )
+        for result in results:
+            click.echo(
+                f"{result.n_polygons} polygons -> {result.output} "
+                f"({result.tiles_predicted}/{result.tiles} tiles, {result.seconds:.1f} s)",
+                err=True,
+            )

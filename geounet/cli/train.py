@@ -59,7 +59,7 @@ def train_cmd(scene, labels, output, arch, base_channels, depth, encoder, encode
     from geounet._alloc import tune_allocator
     from geounet.io.read import parse_bands
     from geounet.progress import NullProgress, TqdmProgress
-    from geounet.train import TrainConfig, train
+    from geounet.training import TrainConfig, train
 
     tune_allocator()
     args = {}

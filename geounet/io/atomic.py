@@ -78,6 +78,7 @@ class OutputSet:
     def __init__(self, overwrite: bool = False) -> None:
         self.overwrite = overwrite
         self._pairs: list[tuple[Path, Path]] = []
+        self._scratch: list[Path] = []
 
     def add(self, path: str | os.PathLike) -> Path:
         """Register an output; return the temporary path to write it to.
@@ -93,6 +94,19 @@ class OutputSet:
         self._pairs.append((target, tmp))
         return tmp
 
+    def scratch(self, near: Path, suffix: str = ".tif") -> Path:
+        """A hidden scratch file beside ``near``, removed by :meth:`commit` and :meth:`discard`."""
+        p = Path(near).with_name(f".{Path(near).stem}.{uuid.uuid4().hex[:8]}.scratch{suffix}")
+        self._scratch.append(p)
+        return p
+
+    def _remove_scratch(self) -> None:
+        for p in self._scratch:
+            for q in (p, p.with_name(p.name + ".aux.xml"), p.with_name(p.name + ".ovr")):
+                with contextlib.suppress(FileNotFoundError):
+                    q.unlink()
+        self._scratch.clear()
+
     def commit(self) -> list[Path]:
         """Rename every temporary file to its target; return the targets."""
         done = []
@@ -102,6 +116,7 @@ class OutputSet:
                 done.append(target)
                 log.info("wrote %s", target)
         self._pairs.clear()
+        self._remove_scratch()
         return done
 
     def discard(self) -> None:
@@ -111,6 +126,7 @@ class OutputSet:
                 with contextlib.suppress(FileNotFoundError):
                     p.unlink()
         self._pairs.clear()
+        self._remove_scratch()
 
     def __enter__(self) -> OutputSet:
         return self

@@ -256,3 +256,41 @@ def band_statistics(data: np.ndarray, valid: np.ndarray) -> tuple[list[float], l
     """
     sel = data[:, valid].astype(np.float64)
     return sel.mean(axis=1).tolist(), sel.std(axis=1).tolist()
+
+
+def iter_tile_batches(path, bands, windows, scaler: BandScaler, batch_size: int):
+    """Read and scale tiles, skipping all-nodata ones, and group them in batches.
+
+    Opens its own dataset handle (GDAL handles are not shared between threads),
+    so it can run on a background thread.
+
+    Args:
+        path: Scene path.
+        bands: 1-based bands, in model input order.
+        windows: Tile windows in plan order.
+        scaler: Per-band scaling.
+        batch_size: Tiles per batch.
+
+    Yields:
+        ``(windows, batch, n_read)``: the batch's windows, a ``(b, bands, t, t)``
+        float32 array, and how many plan windows have been read so far
+        (skipped ones included). A final ``([], None, n)`` reports trailing
+        skipped tiles.
+    """
+    with Scene(path, bands) as scene:
+        wins: list = []
+        arrs: list = []
+        n = 0
+        for window in windows:
+            data, valid = scene.read(window)
+            n += 1
+            if valid.any():
+                wins.append(window)
+                arrs.append(scaler(data, valid))
+            if len(wins) == batch_size:
+                yield wins, np.stack(arrs), n
+                wins, arrs = [], []
+        if wins:
+            yield wins, np.stack(arrs), n
+        else:
+            yield [], None, n

@@ -213,7 +213,8 @@ class LoadedModel:
     """A model ready for inference.
 
     Attributes:
-        module: The ``torch.nn.Module`` in eval mode, on CPU until moved.
+        module: The ``torch.nn.Module`` in eval mode, on CPU until moved;
+            ``None`` for an exported ``.onnx`` model (run by onnxruntime).
         metadata: Its :class:`ModelMetadata`.
         path: The file it came from.
     """
@@ -227,7 +228,8 @@ def load_model(spec: str | os.PathLike | None = None) -> LoadedModel:
     """Load a model file or a bundled model.
 
     Args:
-        spec: Path, bundled model name, or ``None`` for the default model
+        spec: Path (``.safetensors``, or ``.onnx`` exported by ``geounet
+            export``), bundled model name, or ``None`` for the default model
             (``buildings-atlanta``).
 
     Returns:
@@ -240,6 +242,10 @@ def load_model(spec: str | os.PathLike | None = None) -> LoadedModel:
             architecture it names.
     """
     path = resolve_model_path(spec)
+    if path.suffix.lower() == ".onnx":
+        from geounet.export import read_onnx_metadata
+
+        return LoadedModel(None, read_onnx_metadata(path), path)
     meta = read_metadata(path)
     if meta.architecture not in architectures():
         raise UnknownModelError(

@@ -290,7 +290,7 @@ def train(
     from geounet.models.modelfile import ModelMetadata, save_model
     from geounet.models.registry import build_model
     from geounet.pipeline import predict_array
-    from geounet.predict import Predictor, resolve_device
+    from geounet.inference import Predictor, resolve_device
     from geounet.regions import parse_region, window_slices
 
     config = config or TrainConfig()
@@ -391,7 +391,8 @@ def train(
         val_iou = None
         if val is not None:
             model.eval()
-            predictor = Predictor(model, binary, pad_multiple, device, amp=False)
+            predictor = Predictor(model, binary, pad_multiple, device, precision="fp32",
+                                  channels_last=False)
             m = config.overlap_px
             r0, c0 = max(0, int(val.row_off) - m), max(0, int(val.col_off) - m)
             r1 = min(height, int(val.row_off + val.height) + m)

@@ -158,7 +158,7 @@ def _is_raster(path) -> bool:
 def _raster_foreground(path, grid=None):
     """Foreground mask, valid mask and polygons of a raster."""
     from geounet.io.read import open_raster
-    from geounet.vectorize import polygons_from_classes
+    from geounet.polygons import polygons_from_classes
 
     with open_raster(path) as ds:
         arr = ds.read(1)

@@ -1,9 +1,11 @@
 """Stage 3 - predict: batches of tiles through the model.
 
-Tiles are scaled with the model's per-band statistics, padded (reflect) to a
-multiple the network accepts, run under ``torch.inference_mode()`` (with fp16
-autocast on CUDA unless disabled), turned into probabilities (sigmoid for
-one-channel models, softmax otherwise) and cropped back.
+Tiles, already scaled by the reader, are padded (reflect) to a multiple the
+network accepts, run under ``torch.inference_mode()`` with optional
+``torch.autocast`` (fp16 on CUDA by default; bf16 on request) and channels_last
+memory format, turned into probabilities (sigmoid for one-channel models,
+softmax otherwise) and cropped back. On CUDA, batches are copied from pinned
+memory without blocking.
 """
 
 from __future__ import annotations
@@ -51,6 +53,20 @@ def resolve_device(spec: str = "auto"):
     return torch.device(spec)
 
 
+def auto_precision(device) -> str:
+    """The autocast dtype ``precision="auto"`` picks on ``device``.
+
+    fp16 on CUDA (tensor cores). On CPU, fp32: see ``docs/performance.md``
+    for the measurements behind the CPU choice.
+    """
+    return "fp16" if device.type == "cuda" else "fp32"
+
+
+def auto_channels_last(device) -> bool:
+    """Whether ``channels_last=None`` turns channels_last on for ``device``."""
+    return device.type == "cuda"
+
+
 class Predictor:
     """Runs a model over batches of scaled tiles.
 
@@ -60,17 +76,32 @@ class Predictor:
         binary: One sigmoid channel (True) or a softmax over ``k`` channels.
         pad_multiple: Tiles are padded so ``h`` and ``w`` are multiples of this.
         device: ``torch.device`` or a string for :func:`resolve_device`.
-        amp: fp16 autocast on CUDA.
+        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` (autocast dtype).
+        channels_last: ``torch.channels_last`` memory format (None: by device).
+
+    Raises:
+        DeviceError: for an unavailable device, or fp16 requested on a CPU.
     """
 
-    def __init__(self, module, binary: bool, pad_multiple: int = 32, device="cpu", amp=True):
+    def __init__(self, module, binary: bool, pad_multiple: int = 32, device="cpu",
+                 precision: str = "auto", channels_last: bool | None = None):
         import torch
 
         self.device = resolve_device(device) if isinstance(device, str) else device
-        self.module = module.to(self.device).eval()
+        if precision == "auto":
+            precision = auto_precision(self.device)
+        if precision == "fp16" and self.device.type == "cpu":
+            raise DeviceError("precision fp16 needs a GPU; on the CPU pass --precision bf16 or fp32")
+        self.precision = precision
+        self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+        self.channels_last = (auto_channels_last(self.device) if channels_last is None
+                              else bool(channels_last))
+        module = module.to(self.device).eval()
+        if self.channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        self.module = module
         self.binary = binary
         self.pad_multiple = max(1, int(pad_multiple))
-        self.amp = bool(amp) and self.device.type == "cuda"
         self._torch = torch
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
@@ -97,12 +128,15 @@ class Predictor:
         if ph or pw:
             mode = "reflect" if ph < h and pw < w else "replicate"
             x = F.pad(x, (0, pw, 0, ph), mode=mode)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+            with torch.autocast(self.device.type, dtype=self.dtype or torch.float32,
+                                enabled=self.dtype is not None):
                 logits = self.module(x)
             logits = logits.float()[:, :, :h, :w]
             probs = torch.sigmoid(logits) if self.binary else torch.softmax(logits, dim=1)
-        return probs.cpu().numpy()
+        return probs.contiguous().cpu().numpy()
 
 
 def batched(items: Iterable, size: int) -> Iterator[list]:
@@ -115,3 +149,19 @@ def batched(items: Iterable, size: int) -> Iterator[list]:
             batch = []
     if batch:
         yield batch
+
+
+def make_predictor(loaded, config):
+    """The predictor for a loaded model: torch, or onnxruntime for ``.onnx`` files.
+
+    Args:
+        loaded: A :class:`~geounet.models.modelfile.LoadedModel`.
+        config: A :class:`~geounet.config.PredictConfig`.
+    """
+    meta = loaded.metadata
+    if loaded.module is None:
+        from geounet.export import OnnxPredictor
+
+        return OnnxPredictor(loaded.path, config.device)
+    return Predictor(loaded.module, meta.binary, meta.pad_multiple, config.device,
+                     config.precision, config.channels_last)

@@ -1,0 +1,1 @@
+"""Example geounet plugin package."""

@@ -1,0 +1,25 @@
+"""Every ```python block of docs/api.md runs (from the repository root's files, in tmp_path)."""
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "api.md").read_text(), re.S)
+
+
+def test_api_doc_has_examples():
+    assert len(BLOCKS) >= 6
+
+
+@pytest.mark.parametrize("index", range(len(BLOCKS)))
+def test_api_doc_example_runs(tmp_path, index):
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    env = dict(os.environ, GEOUNET_DISABLE_PLUGINS="1")
+    out = subprocess.run([sys.executable, "-c", BLOCKS[index]], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
