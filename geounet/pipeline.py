@@ -21,7 +21,7 @@ from rasterio.windows import Window
 from geounet.config import OutputConfig, PredictConfig, TilingConfig, VectorizeConfig
 from geounet.errors import EmptySceneError, GeounetError
 from geounet.io.atomic import OutputSet
-from geounet.io.read import BandScaler, Scene
+from geounet.io.read import BandScaler, Scene, gdal_env
 from geounet.progress import NullProgress, PrefixedProgress, Progress, check_cancelled
 from geounet.tiling import TilePlan, plan_tiles
 from geounet.polygons import CLASS_NODATA
@@ -181,7 +181,7 @@ def predict_scene(
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise GeounetError(f"threshold {threshold} is outside 0..1; pass e.g. --threshold 0.5")
 
-    with OutputSet(outputs.overwrite) as outset:
+    with gdal_env(), OutputSet(outputs.overwrite) as outset:
         vec_tmp = fmt = None
         if output is not None:
             fmt = vector_format(output)

@@ -79,7 +79,7 @@ def polygons_from_classes(
         mask = (classes != 0) & (classes != CLASS_NODATA)
     raw = list(features.shapes(classes, mask=mask, transform=transform,
                                connectivity=connectivity))
-    geoms = [shape(g) for g, _ in raw]
+    geoms = _polygons_from_geojson([g for g, _ in raw])
     invalid = ~shapely.is_valid(geoms) if geoms else np.zeros(0, bool)
     for i in np.flatnonzero(invalid):
         geoms[i] = shapely.make_valid(geoms[i])
@@ -87,6 +87,23 @@ def polygons_from_classes(
     if with_geojson:
         return geoms, ids, [g for g, _ in raw]
     return geoms, ids
+
+
+def _polygons_from_geojson(dicts: list) -> list:
+    """Shapely Polygons from GDAL's GeoJSON-like polygon dicts, built in one vectorised
+    call (``shapely.linearrings``/``shapely.polygons`` with indices) rather than one
+    ``shape()`` per polygon."""
+    if not dicts:
+        return []
+    coords, ring_sizes, ring_poly = [], [], []
+    for i, g in enumerate(dicts):
+        for ring in g["coordinates"]:
+            coords.extend(ring)
+            ring_sizes.append(len(ring))
+            ring_poly.append(i)
+    rings = shapely.linearrings(np.asarray(coords, np.float64),
+                                indices=np.repeat(np.arange(len(ring_sizes)), ring_sizes))
+    return list(shapely.polygons(rings, indices=np.asarray(ring_poly)))
 
 
 def polygon_scores(
@@ -200,9 +217,10 @@ def finish_polygons(gdf: gpd.GeoDataFrame, config: VectorizeConfig) -> gpd.GeoDa
         area = metric.area.to_numpy() * factor**2
         geoms = simplified.to_crs(gdf.crs) if simplified.crs != gdf.crs else simplified
         gdf = gdf.set_geometry(geoms.to_numpy(), crs=gdf.crs)
-        nonempty = ~gdf.geometry.is_empty.to_numpy()
-        gdf = gdf.loc[nonempty]
-        area = area[nonempty]
+        # simplification changes areas: apply the minimum again to the final polygons
+        keep2 = ~gdf.geometry.is_empty.to_numpy() & (area >= config.min_area_m2)
+        gdf = gdf.loc[keep2]
+        area = area[keep2]
     else:
         area = area[keep]
     gdf["area_m2"] = area
@@ -262,10 +280,14 @@ class StreamingVectorizer:
         config: Area filter, simplification, connectivity.
         score_channels: 1 when ``probs`` has one foreground channel (binary
             model), else the number of classes (channel = class id).
+        batch_size: Finished polygons are handed on in batches of at least
+            this many (and at :meth:`finish`), which keeps the per-batch cost of
+            building GeoDataFrames small.
     """
 
     def __init__(self, width, transform, crs, class_names, on_polygons,
-                 config: VectorizeConfig | None = None, score_channels: int = 1) -> None:
+                 config: VectorizeConfig | None = None, score_channels: int = 1,
+                 batch_size: int = 1000) -> None:
         self.width = width
         self.transform = transform
         self.crs = crs
@@ -277,6 +299,8 @@ class StreamingVectorizer:
         self._edge_ids = None                # (width,) index into _open + 1, 0 = none
         self._edge_cls = None                # (width,) class ids of the last row
         self._row = 0                        # next expected row
+        self._done: list[dict] = []          # finished, not yet emitted
+        self.batch_size = batch_size
         self.count = 0
 
     def add_rows(self, row_off: int, classes: np.ndarray, probs: np.ndarray | None = None,
@@ -304,10 +328,22 @@ class StreamingVectorizer:
         geoms, ids, raw = polygons_from_classes(classes, t, mask, self.config.connectivity,
                                                 with_geojson=True)
         m = len(geoms)
-        labels = features.rasterize(
-            ((g, i + 1) for i, g in enumerate(raw)), out_shape=classes.shape, transform=t,
-            fill=0, dtype="int32") if m else np.zeros(classes.shape, np.int32)
-        counts = np.bincount(labels.ravel(), minlength=m + 1)[1:].astype(np.float64)
+        if probs is None and n > 2 and m:
+            # no scores wanted: only the first and last rows' labels are needed (merging)
+            edges = np.zeros((2, classes.shape[1]), np.int32)
+            for j, r in enumerate((row_off, row_off + n - 1)):
+                edges[j] = features.rasterize(
+                    ((g, i + 1) for i, g in enumerate(raw)), out_shape=(1, classes.shape[1]),
+                    transform=Affine.translation(0, r), fill=0, dtype="int32")[0]
+            labels = None
+            first_labels, last_labels = edges[0], edges[1]
+        else:
+            labels = features.rasterize(
+                ((g, i + 1) for i, g in enumerate(raw)), out_shape=classes.shape, transform=t,
+                fill=0, dtype="int32") if m else np.zeros(classes.shape, np.int32)
+            first_labels, last_labels = labels[0], labels[-1]
+        counts = (np.bincount(labels.ravel(), minlength=m + 1)[1:].astype(np.float64)
+                  if probs is not None else np.zeros(m))  # no probabilities: NaN scores
         sums = np.zeros(m)
         if probs is not None and m:
             chan = np.zeros(m, np.int64) if self.score_channels == 1 else ids.astype(np.int64)
@@ -328,7 +364,7 @@ class StreamingVectorizer:
             return i
 
         if n_open and m:
-            top_ids, top_cls = labels[0], classes[0]
+            top_ids, top_cls = first_labels, classes[0]
             shifts = [0] if self.config.connectivity == 4 else [-1, 0, 1]
             for s in shifts:
                 a_ids = self._edge_ids[max(0, -s): self.width - max(0, s)]
@@ -358,7 +394,7 @@ class StreamingVectorizer:
             (still_open if touches else finished).append((merged, members))
         # the bottom row's pixel -> open polygon map for the next strip
         edge_ids = np.zeros(self.width, np.int32)
-        last = labels[-1]
+        last = last_labels
         new_index = {}
         for j, (poly, members) in enumerate(still_open):
             for i in members:
@@ -373,12 +409,15 @@ class StreamingVectorizer:
         self._edge_ids = edge_ids
         self._edge_cls = classes[-1].copy()
         self._row = bottom
-        self._emit([p for p, _ in finished])
+        self._done.extend(p for p, _ in finished)
+        if len(self._done) >= self.batch_size:
+            self._emit(self._done)
+            self._done = []
 
     def finish(self) -> None:
-        """Emit every polygon still open (call after the last strip)."""
-        self._emit(self._open)
-        self._open = []
+        """Emit every polygon still pending or open (call after the last strip)."""
+        self._emit(self._done + self._open)
+        self._done, self._open = [], []
 
     def _emit(self, polys: list[dict]) -> None:
         if not polys:

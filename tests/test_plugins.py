@@ -164,3 +164,36 @@ def test_rio_plugin_imports_only_click_and_runs(tmp_path, model_file):
                        capture_output=True, text=True)
     assert r.returncode == 1 and r.stderr.strip().startswith("Error: ")
     assert "Traceback" not in r.stderr
+
+
+def test_cli_rio_api_and_plugin_give_the_same_footprints(tmp_path, plugin_path, runner):
+    """The four ways in (CLI, rio plugin, Python API, with the example plugin installed)
+    produce the same footprints on the real sample scene."""
+    import geopandas as gpd
+    import shapely
+
+    from conftest import SAMPLE_SCENE
+    from geounet.cli import cli
+    from geounet.pipeline import predict_scene
+
+    def key(gdf):
+        return sorted(shapely.normalize(g).wkb for g in gdf.to_crs(32616).geometry)
+
+    r = runner.invoke(cli, ["predict", str(SAMPLE_SCENE), "-o", str(tmp_path / "cli.gpkg"), "-q"])
+    assert r.exit_code == 0, r.output
+    rio = Path(sys.executable).with_name("rio")
+    out = subprocess.run([str(rio), "geounet", "predict", str(SAMPLE_SCENE), "-o",
+                          str(tmp_path / "rio.gpkg"), "-q"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    api = predict_scene(SAMPLE_SCENE, None).footprints
+    code = (f"from geounet.pipeline import predict_scene; "
+            f"predict_scene({str(SAMPLE_SCENE)!r}, 'plugin.gpkg')")
+    out = run_py(code, plugin_path, tmp_path)
+    assert out.returncode == 0, out.stderr
+    with_plugin = gpd.read_file(tmp_path / "plugin.gpkg")
+    assert "compactness" in with_plugin.columns  # the plugin's hook ran
+    ref = key(gpd.read_file(tmp_path / "cli.gpkg"))
+    assert len(ref) > 10
+    assert key(gpd.read_file(tmp_path / "rio.gpkg")) == ref
+    assert key(api) == ref
+    assert key(with_plugin) == ref

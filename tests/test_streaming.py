@@ -38,7 +38,7 @@ def streamed(cls, probs, strips, conn, names, k):
                              VectorizeConfig(connectivity=conn), score_channels=k)
     r0 = 0
     for n in strips:
-        sv.add_rows(r0, cls[r0 : r0 + n], probs[:, r0 : r0 + n])
+        sv.add_rows(r0, cls[r0 : r0 + n], None if probs is None else probs[:, r0 : r0 + n])
         r0 += n
     sv.finish()
     assert r0 == cls.shape[0]
@@ -76,6 +76,17 @@ def test_one_row_strips_and_single_strip():
         got = streamed(cls, probs, strips, 4, ["bg", "a", "b"], 1)
         assert sorted(shapely.normalize(g).wkb for g in got.geometry) == \
             sorted(shapely.normalize(g).wkb for g in ref.geometry)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_streamed_polygons_without_scores(seed):
+    """Without probabilities only the edge rows are labelled; the polygons are the same."""
+    cls = generated_mask(seed + 20)
+    ref = vectorize(cls, T, "EPSG:32616", ["bg", "a", "b"])
+    got = streamed(cls, None, [7, 1, 2, 60, 3, 100, 127], 4, ["bg", "a", "b"], 3)
+    assert sorted(shapely.normalize(g).wkb for g in got.geometry) == \
+        sorted(shapely.normalize(g).wkb for g in ref.geometry)
+    assert got.score.isna().all()
 
 
 def test_strips_must_be_contiguous():

@@ -99,3 +99,13 @@ def test_simplify_tolerance_in_metres_for_both_crs_kinds():
     assert shapely.get_num_coordinates(simp_g.geometry.iloc[0]) < n_raw / 5
     tiny = vectorize(cls, tg, "EPSG:4326", ["bg", "b"], config=VectorizeConfig(simplify_m=0.01))
     assert shapely.get_num_coordinates(tiny.geometry.iloc[0]) > n_raw / 2
+
+
+def test_min_area_holds_after_simplification():
+    cls = np.zeros((60, 60), np.uint8)
+    cls[5:9, 5:10] = 1      # 20 px = 5.0 m2 before simplification
+    cls[20:21, 20:40] = 1   # a 1-px-wide line, 5.0 m2, simplifies to almost nothing
+    cls[30:50, 30:50] = 1   # 100 m2
+    gdf = vectorize(cls, T, "EPSG:32616", ["bg", "b"],
+                    config=VectorizeConfig(min_area_m2=5, simplify_m=0.5))
+    assert (gdf.area_m2 >= 5).all() and len(gdf) >= 1
