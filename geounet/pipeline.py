@@ -91,12 +91,15 @@ def predicted_tiles(scene: Scene, plan: TilePlan, scaler: BandScaler, predictor,
         return iter_tile_batches(scene.path, scene.bands, windows, scaler, config.batch_size)
 
     source = background(batches, config.prefetch) if config.prefetch else batches()
+    reported = 0
     try:
         for wins, batch, n_read in source:
             check_cancelled(progress)
             if batch is not None:
                 yield from zip(wins, predictor(batch))
-            progress(n_read, total, "predict")
+            if n_read > reported:
+                progress(n_read, total, "predict")
+                reported = n_read
     finally:
         if hasattr(source, "close"):
             source.close()

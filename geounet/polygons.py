@@ -16,7 +16,6 @@ import geopandas as gpd
 import numpy as np
 import shapely
 from rasterio import features
-from shapely.geometry import shape
 
 from geounet.config import VectorizeConfig
 
@@ -396,7 +395,7 @@ class StreamingVectorizer:
         edge_ids = np.zeros(self.width, np.int32)
         last = last_labels
         new_index = {}
-        for j, (poly, members) in enumerate(still_open):
+        for j, (_, members) in enumerate(still_open):
             for i in members:
                 if i >= n_open:
                     new_index[i - n_open + 1] = j + 1

@@ -50,7 +50,7 @@ def reference_predict(scene_path, loaded, tile, overlap, threshold=None):
         p = predictor(pad[None, :, r:r + tile, cc:cc + tile])[0]
         wy = ramp_weights(tile, overlap, r == 0, r + tile >= h)
         wx = ramp_weights(tile, overlap, cc == 0, cc + tile >= w)
-        ww = np.outer(wy, wx)[: h - r, : w - cc] if True else None
+        ww = np.outer(wy, wx)[: h - r, : w - cc]
         hh, wd = ww.shape
         acc[:, r:r + hh, cc:cc + wd] += p[:, :hh, :wd] * ww
         wsum[r:r + hh, cc:cc + wd] += ww

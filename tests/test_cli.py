@@ -74,7 +74,8 @@ def test_predict_progress_json(tmp_path, runner, model_file, scene):
     assert r.exit_code == 0
     events = [json.loads(ln) for ln in r.stderr.splitlines() if ln.startswith("{")]
     assert {e["stage"] for e in events} == {"predict"}
-    assert [e["done"] for e in events] == sorted(e["done"] for e in events)
+    dones = [e["done"] for e in events]
+    assert dones == sorted(set(dones))  # increasing, each report once
     last = [e for e in events if e["stage"] == "predict"][-1]
     assert last["done"] == last["total"] > 0
 
