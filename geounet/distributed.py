@@ -146,7 +146,7 @@ def distributed_tiles(client, scene, plan, model_spec: str, config, progress,
     total = len(plan)
     progress(0, total, "predict")
     futures: list = []
-    submitted = done = 0
+    submitted = done = tiles_done = 0
 
     def submit(block):
         return client.submit(
@@ -163,8 +163,9 @@ def distributed_tiles(client, scene, plan, model_spec: str, config, progress,
             futures[done] = None
             check_cancelled(progress)
             yield from tiles
+            tiles_done += len(blocks[done])
             done += 1
-            progress(min(total, sum(len(b) for b in blocks[:done])), total, "predict")
+            progress(tiles_done, total, "predict")
     finally:
         for f in futures:
             if f is not None:

@@ -126,9 +126,11 @@ class Predictor:
         torch = self._torch
         import torch.nn.functional as F
 
+        from geounet.tiling import padded_size
+
         b, c, h, w = batch.shape
-        m = self.pad_multiple
-        ph, pw = -(-h // m) * m - h, -(-w // m) * m - w
+        ph = padded_size(h, self.pad_multiple) - h
+        pw = padded_size(w, self.pad_multiple) - w
         x = torch.from_numpy(np.ascontiguousarray(batch))
         if self.device.type == "cuda":
             x = x.pin_memory().to(self.device, non_blocking=True)

@@ -218,7 +218,6 @@ def predict_scene(
                 scene.path, scene.width, scene.height, scene.bands, len(plan), tile_px,
                 overlap_px, meta.name,
             )
-            predictor = make_predictor(loaded, predict)
             k = meta.out_channels
             band_names = meta.classes[1:] if meta.binary else meta.classes
             try:
@@ -270,7 +269,7 @@ def predict_scene(
 
                 vectorizer = StreamingVectorizer(
                     scene.width, scene.transform, scene.crs, meta.classes, on_polygons,
-                    vectorize, score_channels=k,
+                    vectorize,
                 )
                 state = {"valid_pixels": 0}
                 arrays = ((np.zeros((k, scene.height, scene.width), np.float32),
@@ -307,14 +306,15 @@ def predict_scene(
 
                 stitcher = StripStitcher(plan, k, on_rows)
                 n_pred = 0
-                scaler = BandScaler(meta.band_mean, meta.band_std)
-                if client is not None:
+                if client is not None:  # the workers read, scale and predict
                     from geounet.distributed import distributed_tiles, model_spec_of
 
                     tiles = distributed_tiles(client, scene, plan, model_spec_of(loaded), predict,
                                               progress)
                 else:
-                    tiles = predicted_tiles(scene, plan, scaler, predictor, predict, progress)
+                    tiles = predicted_tiles(scene, plan,
+                                            BandScaler(meta.band_mean, meta.band_std),
+                                            make_predictor(loaded, predict), predict, progress)
                 for window, probs in tiles:
                     stitcher.add(window, probs)
                     n_pred += 1

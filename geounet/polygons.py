@@ -135,14 +135,32 @@ def polygon_scores(
         fill=0,
         dtype="int32",
     )
+    sums, counts = _label_sums(ids, class_ids, probs)
+    return sums / np.maximum(counts, 1)
+
+
+def _label_sums(labels: np.ndarray, class_ids: np.ndarray, probs: np.ndarray):
+    """Per-label sum of each label's own class probability, and pixel counts.
+
+    Args:
+        labels: ``(h, w)`` int32, 0 = none, ``i + 1`` = polygon ``i``.
+        class_ids: ``(n,)`` class id per polygon.
+        probs: ``(k, h, w)``; channel 0 for every polygon when ``k == 1``
+            (binary), else channel = class id.
+
+    Returns:
+        ``(sums, counts)``, two ``(n,)`` float64 arrays.
+    """
+    n = len(class_ids)
+    flat = labels.ravel()
+    counts = np.bincount(flat, minlength=n + 1)[1:].astype(np.float64)
     channel = np.zeros(n, np.int64) if probs.shape[0] == 1 else class_ids.astype(np.int64)
-    scores = np.zeros(n)
-    counts = np.bincount(ids.ravel(), minlength=n + 1)[1:]
+    sums = np.zeros(n)
     for c in np.unique(channel):
-        sums = np.bincount(ids.ravel(), weights=probs[c].ravel(), minlength=n + 1)[1:]
+        s = np.bincount(flat, weights=probs[c].ravel(), minlength=n + 1)[1:]
         sel = channel == c
-        scores[sel] = sums[sel] / np.maximum(counts[sel], 1)
-    return scores
+        sums[sel] = s[sel]
+    return sums, counts
 
 
 def vectorize(
@@ -277,23 +295,19 @@ class StreamingVectorizer:
         on_polygons: Called with a GeoDataFrame (columns as :func:`vectorize`)
             of each batch of finished polygons.
         config: Area filter, simplification, connectivity.
-        score_channels: 1 when ``probs`` has one foreground channel (binary
-            model), else the number of classes (channel = class id).
         batch_size: Finished polygons are handed on in batches of at least
             this many (and at :meth:`finish`), which keeps the per-batch cost of
             building GeoDataFrames small.
     """
 
     def __init__(self, width, transform, crs, class_names, on_polygons,
-                 config: VectorizeConfig | None = None, score_channels: int = 1,
-                 batch_size: int = 1000) -> None:
+                 config: VectorizeConfig | None = None, batch_size: int = 1000) -> None:
         self.width = width
         self.transform = transform
         self.crs = crs
         self.class_names = list(class_names)
         self.on_polygons = on_polygons
         self.config = config or VectorizeConfig()
-        self.score_channels = score_channels
         self._open: list[dict] = []          # open polygons (pixel coordinates)
         self._edge_ids = None                # (width,) index into _open + 1, 0 = none
         self._edge_cls = None                # (width,) class ids of the last row
@@ -341,14 +355,10 @@ class StreamingVectorizer:
                 ((g, i + 1) for i, g in enumerate(raw)), out_shape=classes.shape, transform=t,
                 fill=0, dtype="int32") if m else np.zeros(classes.shape, np.int32)
             first_labels, last_labels = labels[0], labels[-1]
-        counts = (np.bincount(labels.ravel(), minlength=m + 1)[1:].astype(np.float64)
-                  if probs is not None else np.zeros(m))  # no probabilities: NaN scores
-        sums = np.zeros(m)
         if probs is not None and m:
-            chan = np.zeros(m, np.int64) if self.score_channels == 1 else ids.astype(np.int64)
-            for c in np.unique(chan):
-                s = np.bincount(labels.ravel(), weights=probs[c].ravel(), minlength=m + 1)[1:]
-                sums[chan == c] = s[chan == c]
+            sums, counts = _label_sums(labels, ids, probs)
+        else:  # no probabilities: NaN scores
+            sums, counts = np.zeros(m), np.zeros(m)
         new = [{"geom": g, "cls": int(k), "sum": s, "n": cnt}
                for g, k, s, cnt in zip(geoms, ids, sums, counts)]
 

@@ -79,3 +79,17 @@ def test_gsd_geographic_and_projected(tmp_path):
     p2 = write_geotiff(tmp_path / "p.tif", np.zeros((5, 5), np.uint8))
     with Scene(p2) as sc:
         assert sc.gsd_m() == 0.5
+
+
+def test_float_nan_is_invalid_in_read_and_read_valid(tmp_path):
+    data = np.ones((2, 10, 12), np.float32)
+    data[0, 3, 4] = np.nan
+    data[1, 9, 11] = np.inf
+    path = write_geotiff(tmp_path / "f.tif", data)  # no nodata value: only NaN/inf mark gaps
+    with Scene(path) as sc:
+        inside = sc.read_valid(Window(0, 0, 12, 10))
+        assert not inside[3, 4] and not inside[9, 11] and inside.sum() == 118
+        x, valid = sc.read(Window(4, 2, 16, 16))  # boundless: reaches past the edges
+        assert not valid[1, 0] and not valid[7, 7] and valid[0, 0]
+        assert np.isfinite(x).all() and x[0, 1, 0] == 0
+        assert np.array_equal(valid[:8, :8], inside[2:, 4:])

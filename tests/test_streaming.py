@@ -32,10 +32,10 @@ def generated_mask(seed, h=300, w=220, classes=3):
     return cls
 
 
-def streamed(cls, probs, strips, conn, names, k):
+def streamed(cls, probs, strips, conn, names):
     out = []
     sv = StreamingVectorizer(cls.shape[1], T, "EPSG:32616", names, out.append,
-                             VectorizeConfig(connectivity=conn), score_channels=k)
+                             VectorizeConfig(connectivity=conn))
     r0 = 0
     for n in strips:
         sv.add_rows(r0, cls[r0 : r0 + n], None if probs is None else probs[:, r0 : r0 + n])
@@ -57,7 +57,7 @@ def test_streamed_polygons_equal_one_shapes_call(seed, conn):
     strips = []
     while sum(strips) < cls.shape[0]:
         strips.append(int(min(rng.integers(1, 50), cls.shape[0] - sum(strips))))
-    got = streamed(cls, probs, strips, conn, names, 3)
+    got = streamed(cls, probs, strips, conn, names)
     assert len(got) == len(ref)
 
     def key(df):
@@ -73,7 +73,7 @@ def test_one_row_strips_and_single_strip():
     probs = np.zeros((1, 60, 50), np.float32)
     ref = vectorize(cls, T, "EPSG:32616", ["bg", "a", "b"], probs=probs)
     for strips in ([1] * 60, [60]):
-        got = streamed(cls, probs, strips, 4, ["bg", "a", "b"], 1)
+        got = streamed(cls, probs, strips, 4, ["bg", "a", "b"])
         assert sorted(shapely.normalize(g).wkb for g in got.geometry) == \
             sorted(shapely.normalize(g).wkb for g in ref.geometry)
 
@@ -83,7 +83,7 @@ def test_streamed_polygons_without_scores(seed):
     """Without probabilities only the edge rows are labelled; the polygons are the same."""
     cls = generated_mask(seed + 20)
     ref = vectorize(cls, T, "EPSG:32616", ["bg", "a", "b"])
-    got = streamed(cls, None, [7, 1, 2, 60, 3, 100, 127], 4, ["bg", "a", "b"], 3)
+    got = streamed(cls, None, [7, 1, 2, 60, 3, 100, 127], 4, ["bg", "a", "b"])
     assert sorted(shapely.normalize(g).wkb for g in got.geometry) == \
         sorted(shapely.normalize(g).wkb for g in ref.geometry)
     assert got.score.isna().all()

@@ -196,7 +196,8 @@ class Scene:
 
         Returns:
             ``(data, valid)``: ``(bands, h, w)`` float32 raw values (0 where
-            invalid or outside) and ``(h, w)`` bool validity.
+            invalid or outside) and ``(h, w)`` bool validity (see
+            :meth:`read_valid`).
         """
         ds = self.dataset
         inside = (
@@ -207,19 +208,27 @@ class Scene:
         )
         kw = {} if inside else {"boundless": True}
         data = ds.read(self.bands, window=window, out_dtype="float32", **kw)
-        if not inside:
-            data = np.nan_to_num(data, copy=False)
-        masks = ds.read_masks(self.bands, window=window, **kw)
-        valid = np.all(masks > 0, axis=0)
-        if np.issubdtype(data.dtype, np.floating):
-            valid &= np.all(np.isfinite(data), axis=0)
-        data[:, ~valid] = 0
+        valid = self._validity(window, data, **kw)
+        data[:, ~valid] = 0  # also clears NaN values and padding
         return data, valid
 
     def read_valid(self, window: Window) -> np.ndarray:
-        """Validity of a window inside the scene: ``(h, w)`` bool from the masks."""
-        masks = self.dataset.read_masks(self.bands, window=window)
-        return np.all(masks > 0, axis=0)
+        """Validity of a window inside the scene: ``(h, w)`` bool.
+
+        A pixel is valid when GDAL's mask of every selected band says so
+        (nodata value, alpha band or internal mask) and, for floating-point
+        scenes, its values are finite.
+        """
+        return self._validity(window)
+
+    def _validity(self, window: Window, data: np.ndarray | None = None, **kw) -> np.ndarray:
+        ds = self.dataset
+        valid = np.all(ds.read_masks(self.bands, window=window, **kw) > 0, axis=0)
+        if np.issubdtype(np.dtype(ds.dtypes[self.bands[0] - 1]), np.floating):
+            if data is None:
+                data = ds.read(self.bands, window=window, **kw)
+            valid &= np.all(np.isfinite(data), axis=0)
+        return valid
 
     def close(self) -> None:
         """Close the dataset."""
