@@ -1,6 +1,10 @@
 """Write held-out figures from ``geounet evaluate --json`` into a model file's metadata.
 
-Usage: python examples/stamp_evaluation.py MODEL.safetensors HELDOUT.json OUTPUT.safetensors
+Usage: python examples/stamp_evaluation.py MODEL.safetensors HELDOUT.json OUTPUT.safetensors [METHOD]
+
+Works for both kinds of figures: binary (pixel and building metrics, ``--region``) and
+multi-class (``--label-column``/``--held-out-of``: overall accuracy, mean IoU, per class).
+METHOD is the command that produced HELDOUT.json, stored with the figures.
 """
 
 import json
@@ -9,9 +13,26 @@ import sys
 from geounet.models.modelfile import update_metadata
 
 
-def main(model: str, figures: str, output: str) -> None:
+def main(model: str, figures: str, output: str, method: str | None = None) -> None:
     """Copy MODEL to OUTPUT with ``evaluation`` taken from the evaluate JSON."""
     res = json.loads(open(figures).read())
+    if res.get("classes"):
+        c = res["classes"]
+        evaluation = {
+            "held_out": "polygons",
+            "overall_accuracy": round(c["overall_accuracy"], 4),
+            "mean_iou": round(c["mean_iou"], 4),
+            "pixels": c["pixels"],
+            "polygons": c["polygons"],
+            "per_class": {name: {k: (None if v is None else round(v, 4))
+                                 for k, v in m.items() if k != "support_px"}
+                          | {"support_px": m["support_px"]}
+                          for name, m in c["per_class"].items()},
+            "confusion": c["confusion"],
+            "method": method or "geounet evaluate CLASSES.tif LABELS --held-out-of MODEL",
+        }
+        update_metadata(model, output, evaluation=evaluation)
+        return
     evaluation = {
         "region": res["region"],
         "pixel_iou": round(res["pixel"]["iou"], 4),
@@ -31,4 +52,4 @@ def main(model: str, figures: str, output: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:5])

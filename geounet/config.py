@@ -93,6 +93,10 @@ class PredictConfig:
             ``None`` chooses by device (see :func:`geounet.inference.auto_channels_last`).
         prefetch: Batches read and scaled ahead on a background thread, so
             reading overlaps the model (0: read on the calling thread).
+        tta: Test-time augmentation: ``"none"``, ``"flips"`` (the tile, and
+            flipped left-right and up-down: 3 passes) or ``"d4"`` (the 8
+            rotations and reflections of the square: 8 passes); the
+            probabilities are averaged before stitching.
 
     Raises:
         DeviceError: if ``device`` is not one of the forms above.
@@ -105,8 +109,14 @@ class PredictConfig:
     precision: str = "auto"
     channels_last: bool | None = None
     prefetch: int = 2
+    tta: str = "none"
 
     def __post_init__(self) -> None:
+        if self.tta not in ("none", "flips", "d4"):
+            raise GeounetError(
+                f"test-time augmentation {self.tta!r} is not understood: expected none, flips "
+                "or d4"
+            )
         if not _DEVICE_RE.match(self.device):
             raise DeviceError(
                 f"device {self.device!r} is not understood: expected auto, cpu, cuda, "
@@ -136,6 +146,24 @@ class VectorizeConfig:
             of each polygon is preserved.
         connectivity: 4 or 8, pixel connectivity used by
             ``rasterio.features.shapes``.
+        split_touching: Split footprints of touching buildings that were
+            segmented as one region (watershed on the distance transform;
+            :func:`geounet.footprints.split_touching`).
+        split_h_m: How far, in metres, the distance transform must rise from
+            the neck between two buildings to each centre for a split.
+        fill_holes_m2: Fill holes smaller than this many square metres (0 =
+            keep every hole).
+        regularize: Give footprints right angles aligned with each building's
+            dominant orientation (:func:`geounet.footprints.regularize`).
+        regularize_tolerance_m: Simplification tolerance of the regulariser
+            in metres.
+        regularize_45: Also allow 45-degree edges.
+        regularize_max_area_change: Keep the raw polygon where the regularised
+            one changes the area by more than this fraction ...
+        regularize_min_iou: ... or overlaps the raw one with an IoU below this.
+
+        The order is: fill holes, split, minimum area, simplify or regularise,
+        minimum area again.
 
     Raises:
         GeounetError: for negative values or a connectivity other than 4/8.
@@ -144,8 +172,32 @@ class VectorizeConfig:
     min_area_m2: float = 0.0
     simplify_m: float = 0.0
     connectivity: int = 4
+    split_touching: bool = False
+    split_h_m: float = 1.0
+    fill_holes_m2: float = 0.0
+    regularize: bool = False
+    regularize_tolerance_m: float = 1.0
+    regularize_45: bool = False
+    regularize_max_area_change: float = 0.2
+    regularize_min_iou: float = 0.7
 
     def __post_init__(self) -> None:
+        for name in ("split_h_m", "fill_holes_m2", "regularize_tolerance_m",
+                     "regularize_max_area_change"):
+            if getattr(self, name) < 0:
+                raise GeounetError(
+                    f"{name.replace('_', ' ')} {getattr(self, name)} is negative: expected 0 "
+                    "or more"
+                )
+        if self.regularize_tolerance_m <= 0:
+            raise GeounetError(
+                f"regularize tolerance {self.regularize_tolerance_m} m must be positive, e.g. "
+                "--regularize-tolerance 1.0"
+            )
+        if not 0 <= self.regularize_min_iou <= 1:
+            raise GeounetError(
+                f"regularize min IoU {self.regularize_min_iou} is outside 0..1"
+            )
         if self.min_area_m2 < 0:
             raise GeounetError(
                 f"min area {self.min_area_m2} m2 is negative: expected 0 or more square metres"

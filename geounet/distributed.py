@@ -93,7 +93,8 @@ def connect(scheduler: str) -> Iterator:
 
 
 def predict_block(scene_path: str, bands: list[int], windows: list, model_spec: str,
-                  batch_size: int, device: str, precision: str, channels_last) -> list:
+                  batch_size: int, device: str, precision: str, channels_last,
+                  tta: str = "none") -> list:
     """Worker task: read, scale and predict the tiles of one block.
 
     Returns:
@@ -106,9 +107,10 @@ def predict_block(scene_path: str, bands: list[int], windows: list, model_spec: 
 
     loaded = worker_model(model_spec)
     meta = loaded.metadata
-    key = ("predictor", model_spec, device, precision, channels_last)
+    key = ("predictor", model_spec, device, precision, channels_last, tta)
     if key not in _MODELS:
-        config = PredictConfig(device=device, precision=precision, channels_last=channels_last)
+        config = PredictConfig(device=device, precision=precision, channels_last=channels_last,
+                               tta=tta)
         _MODELS[key] = make_predictor(loaded, config)
     predictor = _MODELS[key]
     scaler = BandScaler(meta.band_mean, meta.band_std)
@@ -151,7 +153,7 @@ def distributed_tiles(client, scene, plan, model_spec: str, config, progress,
     def submit(block):
         return client.submit(
             predict_block, scene.path, scene.bands, block, model_spec, config.batch_size,
-            config.device, config.precision, config.channels_last, pure=False,
+            config.device, config.precision, config.channels_last, config.tta, pure=False,
         )
 
     try:

@@ -150,6 +150,64 @@ class Predictor:
         return probs.contiguous().cpu().numpy()
 
 
+def _flip_w(a):
+    return a[..., ::-1]
+
+
+def _tta_transforms(mode: str) -> list[tuple]:
+    """``(forward, inverse)`` pairs of array functions on the last two axes."""
+    def rot(k):
+        return (lambda a: np.rot90(a, k, axes=(-2, -1)),
+                lambda a: np.rot90(a, -k, axes=(-2, -1)))
+
+    if mode == "flips":
+        return [(lambda a: a, lambda a: a), (_flip_w, _flip_w),
+                (lambda a: a[..., ::-1, :], lambda a: a[..., ::-1, :])]
+    if mode == "d4":
+        out = []
+        for k in range(4):
+            f, i = rot(k)
+            out.append((f, i))
+            out.append(((lambda a, f=f: f(_flip_w(a))), (lambda a, i=i: _flip_w(i(a)))))
+        return out
+    raise ValueError(f"unknown test-time augmentation {mode!r}")
+
+
+class TTAPredictor:
+    """Test-time augmentation around a predictor.
+
+    Each batch goes through the model once per transform of the dihedral
+    group of the square (``flips``: identity and the two mirror flips, 3
+    passes; ``d4``: the 4 rotations by 90 degrees, each also mirrored, 8
+    passes); each output is transformed back and the probabilities are
+    averaged, before stitching. Averaging over flips and rotations is the
+    usual test-time augmentation of segmentation (e.g. the SpaceNet and
+    DeepGlobe winning solutions; Buslaev et al. 2018, "Fully convolutional
+    network for automatic road extraction from satellite imagery").
+
+    Args:
+        base: A predictor: ``(b, c, h, w)`` float32 -> ``(b, k, h, w)`` float32.
+        mode: ``"flips"`` or ``"d4"``.
+
+    Raises:
+        ValueError: for another mode.
+    """
+
+    def __init__(self, base, mode: str) -> None:
+        self.base = base
+        self.mode = mode
+        self.transforms = _tta_transforms(mode)
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        """``(b, c, h, w)`` scaled tiles -> ``(b, k, h, w)`` mean probabilities."""
+        acc = None
+        for fwd, inv in self.transforms:
+            p = inv(self.base(np.ascontiguousarray(fwd(batch))))
+            acc = p.astype(np.float32, copy=True) if acc is None else acc + p
+        acc /= len(self.transforms)
+        return np.ascontiguousarray(acc)
+
+
 def batched(items: Iterable, size: int) -> Iterator[list]:
     """Group an iterable into lists of ``size`` (the last may be shorter)."""
     batch: list = []
@@ -167,12 +225,16 @@ def make_predictor(loaded, config):
 
     Args:
         loaded: A :class:`~geounet.models.modelfile.LoadedModel`.
-        config: A :class:`~geounet.config.PredictConfig`.
+        config: A :class:`~geounet.config.PredictConfig`; with ``tta`` the
+            predictor is wrapped in a :class:`TTAPredictor`.
     """
     meta = loaded.metadata
     if loaded.module is None:
         from geounet.export import OnnxPredictor
 
-        return OnnxPredictor(loaded.path, config.device)
-    return Predictor(loaded.module, meta.binary, meta.pad_multiple, config.device,
-                     config.precision, config.channels_last)
+        predictor = OnnxPredictor(loaded.path, config.device)
+    else:
+        predictor = Predictor(loaded.module, meta.binary, meta.pad_multiple, config.device,
+                              config.precision, config.channels_last)
+    tta = getattr(config, "tta", "none")
+    return predictor if tta == "none" else TTAPredictor(predictor, tta)

@@ -16,6 +16,15 @@ non-zero is foreground) or a vector file. Vectors are rasterised onto the grid
 of the raster side (or of ``grid``), and rasters are polygonised for the
 building metric. A ``region`` limits the pixel metrics to its pixels and the
 building metric to footprints whose centroid lies inside it.
+
+With a ``label_column`` the truth is multi-class (land cover): its polygons
+are burned by class name into the grid of the predicted class raster, pixels
+outside every polygon are not scored, and the figures come from the confusion
+matrix: overall accuracy, and per class IoU, precision (user's accuracy),
+recall (producer's accuracy) and F1, with the mean IoU over the classes
+present in the truth (as in the PASCAL VOC and Cityscapes benchmarks;
+Everingham et al. 2010, "The PASCAL Visual Object Classes Challenge").
+``rows`` restricts the truth to some polygons, e.g. those a model held out.
 """
 
 from __future__ import annotations
@@ -75,12 +84,46 @@ class BuildingMetrics:
 
 
 @dataclass(frozen=True)
-class EvaluationResult:
-    """Result of :func:`evaluate`."""
+class ClassMetrics:
+    """Multi-class pixel figures from a confusion matrix.
 
-    pixel: PixelMetrics
-    buildings: BuildingMetrics
+    Attributes:
+        classes: Class names by class id (rows and columns of ``confusion``).
+        confusion: ``confusion[t][p]`` pixels of true class ``t`` predicted
+            as ``p`` (list of lists of int).
+        per_class: Per class name: ``iou``, ``precision`` (user's accuracy),
+            ``recall`` (producer's accuracy), ``f1`` and ``support_px`` (true
+            pixels); ratios are ``None`` where undefined.
+        overall_accuracy: Correct pixels / scored pixels.
+        mean_iou: Mean IoU over the classes with true pixels.
+        pixels: Scored pixels.
+        polygons: True polygons scored.
+    """
+
+    classes: list[str]
+    confusion: list[list[int]]
+    per_class: dict[str, dict]
+    overall_accuracy: float
+    mean_iou: float
+    pixels: int
+    polygons: int
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """Result of :func:`evaluate`.
+
+    Attributes:
+        pixel: Foreground pixel metrics (binary evaluation), else ``None``.
+        buildings: SpaceNet footprint metric (binary evaluation), else ``None``.
+        region: The region scored, or ``None``.
+        classes: Multi-class figures (with ``label_column``), else ``None``.
+    """
+
+    pixel: PixelMetrics | None
+    buildings: BuildingMetrics | None
     region: str | None
+    classes: ClassMetrics | None = None
 
     def to_dict(self) -> dict:
         """Plain dict (JSON-serialisable)."""
@@ -151,6 +194,165 @@ def match_footprints(pred, truth, iou_threshold: float = 0.5) -> BuildingMetrics
                            float(np.mean(ious)) if ious else 0.0)
 
 
+def confusion_matrix(pred: np.ndarray, truth: np.ndarray, n_classes: int) -> np.ndarray:
+    """Confusion matrix of class ids.
+
+    Args:
+        pred: ``(n,)`` int predicted class ids in ``0..n_classes-1``.
+        truth: ``(n,)`` int true class ids in the same range.
+        n_classes: Number of classes.
+
+    Returns:
+        ``(n_classes, n_classes)`` int64, rows true, columns predicted.
+    """
+    idx = truth.astype(np.int64) * n_classes + pred.astype(np.int64)
+    return np.bincount(idx, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+def class_metrics(cm: np.ndarray, classes: list[str], polygons: int = 0) -> ClassMetrics:
+    """Per-class and overall figures from a confusion matrix (rows true).
+
+    Args:
+        cm: ``(k, k)`` int confusion matrix (see :func:`confusion_matrix`).
+        classes: ``k`` class names.
+        polygons: Number of true polygons behind it (reported only).
+
+    Returns:
+        :class:`ClassMetrics`.
+    """
+    tp = np.diag(cm).astype(float)
+    support = cm.sum(1).astype(float)
+    predicted = cm.sum(0).astype(float)
+    per = {}
+    ious = []
+    for i, name in enumerate(classes):
+        union = support[i] + predicted[i] - tp[i]
+        iou = tp[i] / union if union else None
+        prec = tp[i] / predicted[i] if predicted[i] else None
+        rec = tp[i] / support[i] if support[i] else None
+        f1 = (2 * prec * rec / (prec + rec) if prec is not None and rec is not None
+              and prec + rec else (0.0 if support[i] else None))
+        per[name] = {"iou": iou, "precision": prec, "recall": rec, "f1": f1,
+                     "support_px": int(support[i])}
+        if support[i]:
+            ious.append(iou or 0.0)
+    total = cm.sum()
+    return ClassMetrics(
+        classes=list(classes),
+        confusion=cm.astype(int).tolist(),
+        per_class=per,
+        overall_accuracy=float(tp.sum() / total) if total else 0.0,
+        mean_iou=float(np.mean(ious)) if ious else 0.0,
+        pixels=int(total),
+        polygons=int(polygons),
+    )
+
+
+def raster_class_names(path) -> list[str] | None:
+    """Class names stored in a geounet class raster (tag ``CLASS_NAMES``), or None."""
+    import json
+
+    from geounet.io.read import open_raster
+
+    with open_raster(path) as ds:
+        text = ds.tags().get("CLASS_NAMES")
+    try:
+        names = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return [str(n) for n in names] if isinstance(names, list) else None
+
+
+def evaluate_classes(
+    pred: str | os.PathLike,
+    truth: str | os.PathLike,
+    label_column: str,
+    class_map: dict[str, str] | None = None,
+    classes: list[str] | None = None,
+    rows: list[int] | None = None,
+    region: str | None = None,
+) -> EvaluationResult:
+    """Score a predicted class raster against multi-class truth polygons.
+
+    Args:
+        pred: Class raster (uint8 ids, nodata 255), e.g. ``--mask-out`` of
+            ``geounet predict`` with a multi-class model.
+        truth: Vector file of labelled polygons (any CRS; reprojected to the
+            raster's).
+        label_column: Attribute with each true polygon's class.
+        class_map: Label value (as text) -> class name, when the values are
+            not the names (e.g. ``{"1": "developed"}``).
+        classes: Class names by id of the raster; default: the raster's
+            ``CLASS_NAMES`` tag (written by ``geounet predict``).
+        rows: 0-based feature positions of the truth polygons to score
+            (default: all), e.g. a model's ``training.held_out_rows``.
+        region: Only pixels in this region (see :mod:`geounet.regions`).
+
+    Returns:
+        :class:`EvaluationResult` with :attr:`~EvaluationResult.classes`.
+
+    Raises:
+        InputNotFoundError: for a missing file.
+        GeounetError: if the class names are unknown, a truth value is not
+            one of them, or no pixel is left to score.
+    """
+    from geounet.io.read import open_raster
+    from geounet.regions import parse_region, window_slices
+    from geounet.training import IGNORE, burn_labels, load_labels
+
+    for p in (pred, truth):
+        if not Path(p).exists():
+            raise InputNotFoundError(f"{str(p)!r} does not exist; check the path")
+    if not _is_raster(pred):
+        raise GeounetError(
+            f"multi-class evaluation needs a class raster as PRED, not {str(pred)!r}; write one "
+            "with geounet predict --mask-out CLASSES.tif"
+        )
+    names = classes or raster_class_names(pred)
+    if not names:
+        raise GeounetError(
+            f"class raster {str(pred)!r} does not name its classes (no CLASS_NAMES tag); pass "
+            "them in id order, e.g. --raster-classes developed,forest,water"
+        )
+    with open_raster(pred) as ds:
+        arr = ds.read(1)
+        valid = ds.read_masks(1) > 0
+        shape, transform, crs = ds.shape, ds.transform, ds.crs
+    gdf, truth_names = load_labels(truth, crs, label_column, class_map=class_map,
+                                   unlabelled="ignore")
+    unknown = sorted(set(truth_names) - set(names))
+    if unknown:
+        raise GeounetError(
+            f"truth classes {unknown} are not classes of {str(pred)!r} ({', '.join(names)}); "
+            "map the label values to them with --classes VALUE=NAME,..."
+        )
+    if rows is not None:
+        missing = sorted(set(rows) - set(gdf["row"]))
+        if missing:
+            raise GeounetError(
+                f"truth rows {missing} are not polygons of {str(truth)!r} (it has rows "
+                f"0..{int(gdf['row'].max())} with a class)"
+            )
+        gdf = gdf[gdf["row"].isin(rows)]
+    lut = np.array([names.index(n) for n in truth_names])
+    gdf = gdf.assign(class_id=lut[gdf["class_id"].to_numpy()])
+    lab = burn_labels(gdf, shape[1], shape[0], transform, IGNORE)
+    sel = (lab != IGNORE) & valid & (arr < len(names))
+    if region:
+        win = parse_region(region, shape[1], shape[0], transform)
+        rs, cs = window_slices(win)
+        keep = np.zeros(shape, bool)
+        keep[rs, cs] = True
+        sel &= keep
+    if not sel.any():
+        raise GeounetError(
+            f"no pixel of {str(pred)!r} lies in a selected truth polygon of {str(truth)!r}; "
+            "check that they cover the same place"
+        )
+    cm = confusion_matrix(arr[sel], lab[sel], len(names))
+    return EvaluationResult(None, None, region, class_metrics(cm, names, len(gdf)))
+
+
 def _is_raster(path) -> bool:
     return Path(path).suffix.lower() in RASTER_EXTS
 
@@ -190,8 +392,17 @@ def evaluate(
     region: str | None = None,
     grid: str | os.PathLike | None = None,
     iou_threshold: float = 0.5,
+    label_column: str | None = None,
+    class_map: dict[str, str] | None = None,
+    classes: list[str] | None = None,
+    rows: list[int] | None = None,
 ) -> EvaluationResult:
     """Score a prediction against ground truth.
+
+    With ``label_column`` the evaluation is multi-class
+    (:func:`evaluate_classes`: confusion matrix, per-class IoU, mean IoU);
+    without it, binary (foreground pixel metrics and the SpaceNet building
+    metric).
 
     Args:
         pred: Class raster (e.g. ``--mask-out`` of ``geounet predict``) or
@@ -200,6 +411,8 @@ def evaluate(
         region: Part of the grid to score (see :mod:`geounet.regions`).
         grid: Raster whose grid is used when both inputs are vectors.
         iou_threshold: IoU of a footprint match (0.5 in SpaceNet).
+        label_column, class_map, classes, rows: Multi-class evaluation (see
+            :func:`evaluate_classes`).
 
     Returns:
         :class:`EvaluationResult`.
@@ -208,6 +421,8 @@ def evaluate(
         InputNotFoundError: for a missing file.
         GeounetError: if no raster grid is available, or grids differ.
     """
+    if label_column is not None:
+        return evaluate_classes(pred, truth, label_column, class_map, classes, rows, region)
     from rasterio.features import rasterize
     from rasterio.windows import bounds as window_bounds
 

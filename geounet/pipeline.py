@@ -45,6 +45,8 @@ class PredictResult:
         tiles: Number of tiles in the plan; ``tiles_predicted`` went through
             the model (all-nodata tiles are skipped).
         seconds: Wall time of the whole call.
+        class_areas_m2: Total polygon area per class name in square metres
+            (after the area filter), e.g. for land-cover statistics.
         probs: ``(k, height, width)`` float32 probabilities (NaN = nodata), with
             ``keep_arrays`` only.
         classes: ``(height, width)`` uint8 class ids (255 = nodata), with
@@ -60,6 +62,7 @@ class PredictResult:
     tiles: int
     tiles_predicted: int
     seconds: float
+    class_areas_m2: dict | None = None
     probs: np.ndarray | None = None
     classes: np.ndarray | None = None
 
@@ -231,11 +234,16 @@ def predict_scene(
                     return path
 
                 if mask_tmp is not None:
+                    import json
+
                     class_writer = RowWriter(
                         raster_path(mask_tmp, "nearest"),
                         geotiff_profile(scene.width, scene.height, 1, "uint8", scene.crs,
                                         scene.transform, nodata=CLASS_NODATA),
                         band_descriptions=["class_id"],
+                        colormap=dict(enumerate(meta.colors())),
+                        tags={"CLASS_NAMES": json.dumps(list(meta.classes)),
+                              "MODEL": meta.name},
                     )
                     writers.append(class_writer)
                 if prob_tmp is not None:
@@ -259,9 +267,13 @@ def predict_scene(
                 hook_classes = hooks.has_implementations("geounet_postprocess_classes")
                 hook_footprints = hooks.has_implementations("geounet_postprocess_footprints")
 
+                areas: dict[str, float] = {}
+
                 def on_polygons(gdf) -> None:
                     if hook_footprints:
                         gdf = hooks.postprocess_footprints(gdf, context)
+                    for name, a in gdf.groupby("class_name")["area_m2"].sum().items():
+                        areas[name] = areas.get(name, 0.0) + float(a)
                     if sink is not None:
                         sink.write(gdf)
                     if keep_footprints:
@@ -269,7 +281,7 @@ def predict_scene(
 
                 vectorizer = StreamingVectorizer(
                     scene.width, scene.transform, scene.crs, meta.classes, on_polygons,
-                    vectorize,
+                    vectorize, background=meta.background_class,
                 )
                 state = {"valid_pixels": 0}
                 arrays = ((np.zeros((k, scene.height, scene.width), np.float32),
@@ -340,6 +352,9 @@ def predict_scene(
                 if sink is not None:
                     sink.abort()
             log.info("%d polygons", vectorizer.count)
+            if areas:
+                log.info("area by class: %s", ", ".join(
+                    f"{n} {a / 1e4:.2f} ha" for n, a in sorted(areas.items(), key=lambda x: -x[1])))
             written = set(outset.commit())
 
     def _final(p):
@@ -360,6 +375,7 @@ def predict_scene(
         tiles=len(plan),
         tiles_predicted=n_pred,
         seconds=time.perf_counter() - t_start,
+        class_areas_m2=dict(areas),
         probs=arrays[0] if arrays is not None else None,
         classes=arrays[1] if arrays is not None else None,
     )

@@ -171,6 +171,7 @@ def vectorize(
     probs: np.ndarray | None = None,
     config: VectorizeConfig | None = None,
     mask: np.ndarray | None = None,
+    background: int | None = 0,
 ) -> gpd.GeoDataFrame:
     """Class raster to a GeoDataFrame of polygons.
 
@@ -183,7 +184,10 @@ def vectorize(
         probs: Optional ``(k, h, w)`` float probabilities for the ``score``
             column (NaN scores without it).
         config: Area filter, simplification, connectivity.
-        mask: Optional ``(h, w)`` bool restricting where polygons are made.
+        mask: Optional ``(h, w)`` bool restricting where polygons are made
+            (default: class != ``background`` and != :data:`CLASS_NODATA`).
+        background: Class id left out of the polygons, or ``None`` (every
+            class is a product, as in land cover).
 
     Returns:
         GeoDataFrame in ``crs`` with columns ``class_id`` (int32),
@@ -191,6 +195,10 @@ def vectorize(
         (float in [0, 1]) and Polygon/MultiPolygon ``geometry``.
     """
     config = config or VectorizeConfig()
+    if mask is None:
+        mask = classes != CLASS_NODATA
+        if background is not None:
+            mask &= classes != background
     geoms, ids = polygons_from_classes(classes, transform, mask, config.connectivity)
     if not geoms:
         return empty_frame(crs)
@@ -203,15 +211,20 @@ def vectorize(
         geometry=gpd.GeoSeries(geoms, crs=crs),
         crs=crs,
     )
-    return finish_polygons(gdf, config)
+    return finish_polygons(gdf, config, transform)
 
 
-def finish_polygons(gdf: gpd.GeoDataFrame, config: VectorizeConfig) -> gpd.GeoDataFrame:
-    """Measure ``area_m2``, drop small polygons, simplify (all in metres).
+def finish_polygons(gdf: gpd.GeoDataFrame, config: VectorizeConfig,
+                    transform=None) -> gpd.GeoDataFrame:
+    """Fill holes, split touching footprints, drop small polygons, simplify or
+    regularise (all in metres), and measure ``area_m2``.
 
     Args:
         gdf: Polygons with a CRS.
-        config: ``min_area_m2`` and ``simplify_m``.
+        config: ``fill_holes_m2``, ``split_touching``, ``min_area_m2``,
+            ``simplify_m``, ``regularize`` (see :class:`VectorizeConfig`).
+        transform: Affine transform of the pixel grid the polygons were made
+            on; needed by ``split_touching`` (which is skipped without it).
 
     Returns:
         A new GeoDataFrame in the same CRS with :data:`COLUMNS`; simplified
@@ -219,12 +232,34 @@ def finish_polygons(gdf: gpd.GeoDataFrame, config: VectorizeConfig) -> gpd.GeoDa
     """
     if gdf.empty:
         return empty_frame(gdf.crs)
+    if config.fill_holes_m2 > 0 or config.split_touching or config.regularize:
+        from geounet import footprints
+
+        if "area_m2" not in gdf.columns:
+            gdf = gdf.assign(area_m2=np.nan)
+        gdf = gdf[COLUMNS]
+        if config.fill_holes_m2 > 0:
+            gdf = footprints.fill_holes(gdf, config.fill_holes_m2)
+        if config.split_touching and transform is not None:
+            gdf = footprints.split_touching(gdf, transform, h_m=config.split_h_m)
+        if gdf.empty:
+            return empty_frame(gdf.crs)
     metric, factor = _metric(gdf)
     area = metric.area.to_numpy() * factor**2
     keep = area >= config.min_area_m2
     gdf = gdf.loc[keep].copy()
     metric = metric.loc[keep]
-    if config.simplify_m > 0 and len(gdf):
+    if config.regularize and len(gdf):
+        from geounet import footprints
+
+        gdf = footprints.regularize(
+            gdf.assign(area_m2=area[keep]), tolerance_m=config.regularize_tolerance_m,
+            allow_45=config.regularize_45, max_area_change=config.regularize_max_area_change,
+            min_iou=config.regularize_min_iou)
+        area = gdf["area_m2"].to_numpy()
+        keep2 = area >= config.min_area_m2
+        gdf, area = gdf.loc[keep2], area[keep2]
+    elif config.simplify_m > 0 and len(gdf):
         simplified = metric.simplify(config.simplify_m / factor, preserve_topology=True)
         simplified = gpd.GeoSeries(
             shapely.make_valid(simplified.to_numpy()), crs=simplified.crs, index=simplified.index
@@ -298,10 +333,14 @@ class StreamingVectorizer:
         batch_size: Finished polygons are handed on in batches of at least
             this many (and at :meth:`finish`), which keeps the per-batch cost of
             building GeoDataFrames small.
+        background: Class id that is not polygonised by default (0), or
+            ``None`` to polygonise every class (land cover).
     """
 
     def __init__(self, width, transform, crs, class_names, on_polygons,
-                 config: VectorizeConfig | None = None, batch_size: int = 1000) -> None:
+                 config: VectorizeConfig | None = None, batch_size: int = 1000,
+                 background: int | None = 0) -> None:
+        self.background = background
         self.width = width
         self.transform = transform
         self.crs = crs
@@ -325,7 +364,7 @@ class StreamingVectorizer:
             classes: ``(n, width)`` uint8 class ids.
             probs: ``(k, n, width)`` float probabilities for scores, or None.
             mask: ``(n, width)`` bool where polygons are wanted (default:
-                class != 0 and != :data:`CLASS_NODATA`).
+                class != ``background`` and != :data:`CLASS_NODATA`).
 
         Raises:
             ValueError: if strips are not contiguous.
@@ -336,7 +375,9 @@ class StreamingVectorizer:
             raise ValueError(f"strip at row {row_off} does not follow row {self._row}")
         n = classes.shape[0]
         if mask is None:
-            mask = (classes != 0) & (classes != CLASS_NODATA)
+            mask = classes != CLASS_NODATA
+            if self.background is not None:
+                mask &= classes != self.background
         t = Affine.translation(0, row_off)
         geoms, ids, raw = polygons_from_classes(classes, t, mask, self.config.connectivity,
                                                 with_geojson=True)
@@ -438,7 +479,7 @@ class StreamingVectorizer:
         names = [self.class_names[i] if i < len(self.class_names) else str(i) for i in ids]
         gdf = gpd.GeoDataFrame({"class_id": ids, "class_name": names, "score": scores},
                                geometry=gpd.GeoSeries(geoms, crs=self.crs), crs=self.crs)
-        gdf = finish_polygons(gdf, self.config)
+        gdf = finish_polygons(gdf, self.config, self.transform)
         if len(gdf):
             self.count += len(gdf)
             self.on_polygons(gdf)

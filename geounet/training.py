@@ -3,7 +3,11 @@
 Labels are rasterised in the scene's grid (``rasterio.features.rasterize``,
 pixel-centre rule). A rectangular validation region is held out spatially: its
 labels never reach the loss, and training windows are drawn outside it when
-they fit. Each step takes random tiles with random flips and 90-degree
+they fit. Sparse labels (land cover digitised as a few polygons) are trained
+with ``unlabelled="ignore"``: pixels outside every polygon are left out of the
+loss instead of counting as background, and whole polygons, a seeded fraction
+of each class, can be held out for validation (``val_polygons``) so that the
+pixels of one polygon are never split between training and validation. Each step takes random tiles with random flips and 90-degree
 rotations. The loss is BCE + soft Dice for a binary model (Milletari et al.
 2016, V-Net) and cross-entropy for several classes; pixels labelled
 :data:`IGNORE` (nodata, or the validation region) are left out of both. The
@@ -65,6 +69,20 @@ class TrainConfig:
         lr_schedule: ``"cosine"`` anneals the learning rate from ``lr`` to 0
             over all steps (Loshchilov and Hutter 2017, SGDR, without
             restarts); ``"constant"`` keeps it.
+        unlabelled: ``"background"``: pixels outside every polygon are class
+            0, ``background`` (dense labels, e.g. building footprints).
+            ``"ignore"``: they are left out of the loss and the model has no
+            background class (sparse labels, e.g. land-cover polygons).
+        class_map: Label value (as text) -> class name, in class-id order
+            (several values may share a name); ``None`` takes the sorted
+            unique values of ``label_column`` as names. Polygons whose value
+            is not in the map are not used.
+        val_polygons: Fraction ``0 < f < 1`` of each class's polygons held out
+            for validation, chosen with ``seed`` (at least one per class that
+            has two or more polygons, never all of them), or ``None``.
+        class_weighting: ``"none"`` or ``"balanced"``: cross-entropy weights
+            proportional to the inverse pixel frequency of each class among
+            the training labels (multi-class models).
     """
 
     arch: str = "unet"
@@ -86,8 +104,28 @@ class TrainConfig:
     threshold: float = 0.5
     keep: str = "best"
     lr_schedule: str = "cosine"
+    unlabelled: str = "background"
+    class_map: dict[str, str] | None = None
+    val_polygons: float | None = None
+    class_weighting: str = "none"
 
     def __post_init__(self) -> None:
+        if self.unlabelled not in ("background", "ignore"):
+            raise GeounetError(
+                f"unlabelled {self.unlabelled!r} must be 'background' (dense labels) or "
+                "'ignore' (sparse labels)"
+            )
+        if self.class_weighting not in ("none", "balanced"):
+            raise GeounetError(
+                f"class weighting {self.class_weighting!r} must be 'none' or 'balanced'"
+            )
+        if self.val_polygons is not None and not 0 < self.val_polygons < 1:
+            raise GeounetError(
+                f"validation polygon fraction {self.val_polygons} must be between 0 and 1 "
+                "(exclusive), e.g. --val-polygons 0.3"
+            )
+        if self.class_map is not None and self.label_column is None:
+            raise GeounetError("a class map needs a label column: pass --label-column too")
         if self.lr_schedule not in ("cosine", "constant"):
             raise GeounetError(f"lr schedule {self.lr_schedule!r} must be 'cosine' or 'constant'")
         if self.keep not in ("best", "last"):
@@ -129,38 +167,38 @@ def _sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def rasterize_labels(
+def load_labels(
     labels_path: str | os.PathLike,
-    width: int,
-    height: int,
-    transform,
     crs,
     label_column: str | None = None,
     class_name: str = "building",
-) -> tuple[np.ndarray, list[str]]:
-    """Burn label polygons into the scene's grid.
+    class_map: dict[str, str] | None = None,
+    unlabelled: str = "background",
+):
+    """Read label polygons and give each one a class id.
 
     Args:
-        labels_path: Vector file (GeoJSON, GeoPackage...), any CRS.
-        width, height: Scene size in pixels.
-        transform: Scene affine transform.
+        labels_path: Vector file (GeoJSON, GeoPackage, Shapefile...), any CRS.
         crs: Scene CRS; labels are reprojected to it.
-        label_column: Attribute with each polygon's class (sorted unique
-            values become classes 1..n); ``None`` burns every polygon as 1.
+        label_column: Attribute with each polygon's class; ``None`` makes every
+            polygon ``class_name``.
         class_name: Foreground name when ``label_column`` is ``None``.
+        class_map: Label value (as text) -> class name, in class-id order;
+            ``None``: the sorted unique values are the names.
+        unlabelled: ``"background"`` puts a ``background`` class at id 0;
+            ``"ignore"`` has none (sparse labels).
 
     Returns:
-        ``(labels, classes)``: ``(height, width)`` uint8 class ids (0 =
-        background) and class names by id.
+        ``(gdf, classes)``: the usable polygons in ``crs`` with an int column
+        ``class_id`` and ``row`` (0-based position of the feature in the
+        file), and the class names by id.
 
     Raises:
         InputNotFoundError: if the file does not exist.
         MissingCRSError: if it has no CRS.
-        LabelError: if it is unreadable, empty, lacks ``label_column`` or
-            does not overlap the scene.
+        LabelError: if it is unreadable, empty, lacks ``label_column``, or no
+            value matches ``class_map``.
     """
-    from rasterio.features import rasterize
-
     from geounet.errors import InputNotFoundError
     from geounet.io.write import read_vector
 
@@ -175,30 +213,137 @@ def rasterize_labels(
             f"labels {str(labels_path)!r} have no CRS; write them with one (e.g. in QGIS, "
             "Set Layer CRS) or give a GeoPackage"
         )
+    gdf = gdf.reset_index(drop=True)
+    gdf["row"] = np.arange(len(gdf))
     gdf = gdf[~gdf.geometry.is_empty & gdf.geometry.notna()].to_crs(crs)
     if gdf.empty:
         raise LabelError(f"labels {str(labels_path)!r} hold no geometries")
+    first = 1 if unlabelled == "background" else 0
     if label_column is None:
-        classes = ["background", class_name]
-        shapes = ((g, 1) for g in gdf.geometry)
+        names = [class_name]
+        gdf = gdf.assign(class_id=first)
     else:
         if label_column not in gdf.columns:
             raise LabelError(
                 f"label column {label_column!r} is not in {str(labels_path)!r}: columns are "
-                f"{', '.join(c for c in gdf.columns if c != 'geometry')}"
+                f"{', '.join(c for c in gdf.columns if c not in ('geometry', 'row'))}"
             )
-        names = sorted(str(v) for v in gdf[label_column].dropna().unique())
-        classes = ["background", *names]
-        ids = {n: i + 1 for i, n in enumerate(names)}
-        shapes = ((g, ids[str(v)]) for g, v in zip(gdf.geometry, gdf[label_column]) if v is not None)
-    labels = rasterize(shapes, out_shape=(height, width), transform=transform, fill=0,
-                       dtype="uint8")
-    if not labels.any():
+        values = gdf[label_column].map(lambda v: None if v is None or v != v else _text(v))
+        if class_map is None:
+            class_map = {v: v for v in sorted(set(values.dropna()))}
+        names = list(dict.fromkeys(class_map.values()))
+        ids = {v: names.index(n) + first for v, n in class_map.items()}
+        gdf = gdf.assign(class_id=values.map(ids))
+        unknown = sorted(set(values.dropna()) - set(class_map))
+        if unknown:
+            log.warning("labels with %s values %s are not in the class map; not used",
+                        label_column, unknown)
+        gdf = gdf[gdf["class_id"].notna()]
+        if gdf.empty:
+            raise LabelError(
+                f"no polygon of {str(labels_path)!r} has a {label_column!r} value in the class "
+                f"map {class_map}; the values are {sorted(set(values.dropna()))}"
+            )
+        gdf = gdf.assign(class_id=gdf["class_id"].astype(int))
+    classes = (["background"] if first else []) + names
+    return gdf, classes
+
+
+def _text(value) -> str:
+    """Label value as text: 3.0 -> '3', so integer codes read as floats still match."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def burn_labels(gdf, width: int, height: int, transform, fill: int) -> np.ndarray:
+    """Rasterise labelled polygons (``class_id`` column) in a scene's grid.
+
+    Pixel-centre rule (``rasterio.features.rasterize``); where polygons overlap
+    the later one wins.
+
+    Args:
+        gdf: Polygons in the scene's CRS with a ``class_id`` column.
+        width, height: Scene size in pixels.
+        transform: Scene affine transform.
+        fill: Value of pixels outside every polygon (0 or :data:`IGNORE`).
+
+    Returns:
+        ``(height, width)`` uint8 class ids.
+    """
+    from rasterio.features import rasterize
+
+    if gdf.empty:
+        return np.full((height, width), fill, np.uint8)
+    return rasterize(zip(gdf.geometry, gdf["class_id"].astype(int)), out_shape=(height, width),
+                     transform=transform, fill=fill, dtype="uint8")
+
+
+def rasterize_labels(
+    labels_path: str | os.PathLike,
+    width: int,
+    height: int,
+    transform,
+    crs,
+    label_column: str | None = None,
+    class_name: str = "building",
+    class_map: dict[str, str] | None = None,
+    unlabelled: str = "background",
+) -> tuple[np.ndarray, list[str]]:
+    """Burn label polygons into the scene's grid.
+
+    Args:
+        labels_path: Vector file (GeoJSON, GeoPackage...), any CRS.
+        width, height: Scene size in pixels.
+        transform: Scene affine transform.
+        crs: Scene CRS; labels are reprojected to it.
+        label_column, class_name, class_map, unlabelled: As in :func:`load_labels`.
+
+    Returns:
+        ``(labels, classes)``: ``(height, width)`` uint8 class ids (unlabelled
+        pixels 0 = background, or :data:`IGNORE`) and class names by id.
+
+    Raises:
+        InputNotFoundError: if the file does not exist.
+        MissingCRSError: if it has no CRS.
+        LabelError: if it is unreadable, empty, lacks ``label_column`` or
+            does not overlap the scene.
+    """
+    gdf, classes = load_labels(labels_path, crs, label_column, class_name, class_map, unlabelled)
+    fill = 0 if unlabelled == "background" else IGNORE
+    labels = burn_labels(gdf, width, height, transform, fill)
+    if not (labels != fill).any():
         raise LabelError(
             f"labels {str(labels_path)!r} do not overlap the scene (after reprojection to the "
             "scene's CRS); check that they belong to this scene"
         )
     return labels, classes
+
+
+def hold_out_polygons(class_ids: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Choose whole polygons for validation, a fraction of each class.
+
+    Per class with ``n`` polygons, ``round(fraction * n)`` of them, at least 1
+    when ``n >= 2`` and at most ``n - 1`` (a class with one polygon keeps it
+    for training), drawn with ``numpy.random.default_rng(seed)``.
+
+    Args:
+        class_ids: ``(n,)`` int class id per polygon.
+        fraction: ``0 < fraction < 1``.
+        seed: Random seed.
+
+    Returns:
+        ``(n,)`` bool, True for held-out polygons.
+    """
+    rng = np.random.default_rng(seed)
+    out = np.zeros(len(class_ids), bool)
+    for c in np.unique(class_ids):
+        idx = np.flatnonzero(class_ids == c)
+        if len(idx) < 2:
+            continue
+        k = min(len(idx) - 1, max(1, round(fraction * len(idx))))
+        out[rng.choice(idx, size=k, replace=False)] = True
+    return out
 
 
 def _augment(x: np.ndarray, y: np.ndarray, rng: np.random.Generator):
@@ -232,7 +377,8 @@ def _sample_origin(rng, width, height, t, val) -> tuple[int, int]:
     return r0, c0
 
 
-def iou_from_labels(pred: np.ndarray, truth: np.ndarray, n_classes: int) -> float:
+def iou_from_labels(pred: np.ndarray, truth: np.ndarray, n_classes: int,
+                    background: int | None = 0) -> float:
     """Foreground IoU (binary) or mean IoU over classes present (multi-class).
 
     Pixels where ``truth == IGNORE`` are left out.
@@ -241,10 +387,11 @@ def iou_from_labels(pred: np.ndarray, truth: np.ndarray, n_classes: int) -> floa
         pred: ``(h, w)`` int class ids.
         truth: ``(h, w)`` uint8 class ids.
         n_classes: Number of classes including background.
+        background: Background class id, or ``None`` (no background class).
     """
     sel = truth != IGNORE
     p, t = pred[sel].astype(np.int64), truth[sel].astype(np.int64)
-    classes = [1] if n_classes == 2 else range(n_classes)
+    classes = [1] if (n_classes == 2 and background == 0) else range(n_classes)
     ious = []
     for c in classes:
         inter = np.sum((p == c) & (t == c))
@@ -287,7 +434,7 @@ def train(
 
     from geounet.io.atomic import check_output
     from geounet.io.read import BandScaler, Scene, band_statistics
-    from geounet.models.modelfile import ModelMetadata, save_model
+    from geounet.models.modelfile import ModelMetadata, default_colors, save_model
     from geounet.models.registry import build_model
     from geounet.pipeline import predict_array
     from geounet.inference import Predictor, resolve_device
@@ -309,18 +456,39 @@ def train(
         from geounet.errors import EmptySceneError
 
         raise EmptySceneError(f"every pixel of training scene {str(scene)!r} is nodata")
-    lab, classes = rasterize_labels(labels, width, height, transform, crs,
-                                    config.label_column, config.class_name)
-    lab[~valid] = IGNORE
+    gdf, classes = load_labels(labels, crs, config.label_column, config.class_name,
+                               config.class_map, config.unlabelled)
+    fill = 0 if config.unlabelled == "background" else IGNORE
+    held = (hold_out_polygons(gdf["class_id"].to_numpy(), config.val_polygons, config.seed)
+            if config.val_polygons else np.zeros(len(gdf), bool))
+    train_lab = burn_labels(gdf[~held], width, height, transform, fill)
+    if not (train_lab != fill).any():
+        raise LabelError(
+            f"labels {str(labels)!r} do not overlap the scene (after reprojection to the "
+            "scene's CRS); check that they belong to this scene"
+        )
+    # validation truth: the held-out region's labels, and the held-out polygons' pixels
+    val_lab = np.full((height, width), IGNORE, np.uint8)
+    if held.any():
+        held_px = burn_labels(gdf[held], width, height, transform, IGNORE)
+        train_lab[held_px != IGNORE] = IGNORE  # never trained on, also where polygons meet
+        val_lab = held_px
+    train_lab[~valid] = IGNORE
     val = parse_region(config.val_region, width, height, transform) if config.val_region else None
-    train_lab = lab.copy()
     train_valid = valid.copy()
     if val is not None:
         rs, cs = window_slices(val)
+        val_lab[rs, cs] = burn_labels(gdf, width, height, transform, fill)[rs, cs]
         train_lab[rs, cs] = IGNORE
         train_valid[rs, cs] = False
         if not train_valid.any():
             raise GeounetError(f"validation region {config.val_region!r} covers the whole scene")
+    val_lab[~valid] = IGNORE
+    has_val = bool((val_lab != IGNORE).any())
+    held_rows = [int(r) for r in gdf.loc[held, "row"]]
+    if held.any():
+        log.info("holding out %d of %d polygons for validation (rows %s)", int(held.sum()),
+                 len(gdf), held_rows)
     mean, std = band_statistics(data, train_valid)
     scaled = BandScaler(mean, std)(data, valid)
     del data
@@ -336,6 +504,14 @@ def train(
             f"{pad_multiple}, which architecture {config.arch!r} needs; pass e.g. "
             f"--tile-size {-(-config.tile_size_px // pad_multiple) * pad_multiple}"
         )
+    weight = None
+    if not binary and config.class_weighting == "balanced":
+        counts = np.bincount(train_lab[train_lab != IGNORE], minlength=len(classes))
+        freq = counts / max(1, counts.sum())
+        w = np.where(counts > 0, 1.0 / np.maximum(freq, 1e-12), 0.0)
+        w = w / w[counts > 0].mean()
+        weight = torch.tensor(w, dtype=torch.float32, device=device)
+        log.info("class weights %s", dict(zip(classes, np.round(w, 3).tolist())))
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     t = config.tile_size_px
     total = config.epochs * config.steps_per_epoch
@@ -378,7 +554,7 @@ def train(
                 dice = 1 - (2 * (p * target).sum() + 1) / (p.sum() + target.sum() + 1)
                 loss = bce + dice
             else:
-                loss = F.cross_entropy(logits, yb, ignore_index=IGNORE)
+                loss = F.cross_entropy(logits, yb, weight=weight, ignore_index=IGNORE)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -389,20 +565,19 @@ def train(
             progress(step, total, "train")
             check_cancelled(progress)
         val_iou = None
-        if val is not None:
+        if has_val:
             model.eval()
             predictor = Predictor(model, binary, pad_multiple, device, precision="fp32",
                                   channels_last=False)
+            rows, cols = np.nonzero(val_lab != IGNORE)
             m = config.overlap_px
-            r0, c0 = max(0, int(val.row_off) - m), max(0, int(val.col_off) - m)
-            r1 = min(height, int(val.row_off + val.height) + m)
-            c1 = min(width, int(val.col_off + val.width) + m)
+            r0, c0 = max(0, int(rows.min()) - m), max(0, int(cols.min()) - m)
+            r1, c1 = min(height, int(rows.max()) + 1 + m), min(width, int(cols.max()) + 1 + m)
             probs = predict_array(predictor, scaled[:, r0:r1, c0:c1], out_ch, t,
                                   config.overlap_px, config.batch_size)
             pred = (probs[0] >= config.threshold) if binary else probs.argmax(0)
-            rs, cs = window_slices(val)
-            pred = pred[rs.start - r0 : rs.stop - r0, cs.start - c0 : cs.stop - c0]
-            val_iou = iou_from_labels(pred, lab[rs, cs], len(classes))
+            val_iou = iou_from_labels(pred, val_lab[r0:r1, c0:c1], len(classes),
+                                      background=0 if fill == 0 else None)
         loss_mean = float(np.mean(losses)) if losses else float("nan")
         history.append({"epoch": epoch, "loss": loss_mean, "val_iou": val_iou})
         log.info("epoch %d/%d loss %.4f val IoU %s", epoch, config.epochs, loss_mean,
@@ -431,6 +606,8 @@ def train(
         overlap_px=config.overlap_px,
         threshold=config.threshold,
         pad_multiple=pad_multiple,
+        background_class=0 if fill == 0 else None,
+        class_colors=default_colors(classes, 0 if fill == 0 else None),
         training={
             "scene": os.path.basename(str(scene)),
             "scene_sha256": _sha256(scene),
@@ -438,7 +615,8 @@ def train(
             "labels_sha256": _sha256(labels),
             "config": cfg,
             "best_epoch": best_epoch,
-            "val_iou": None if val is None else history[best_epoch - 1]["val_iou"],
+            "val_iou": history[best_epoch - 1]["val_iou"],
+            "held_out_rows": held_rows,
             "history": history,
             "torch": torch.__version__,
             "seconds": round(time.perf_counter() - t_start, 1),
@@ -448,7 +626,7 @@ def train(
     return TrainResult(
         path=Path(output),
         best_epoch=best_epoch,
-        val_iou=None if val is None else history[best_epoch - 1]["val_iou"],
+        val_iou=history[best_epoch - 1]["val_iou"],
         history=history,
         seconds=time.perf_counter() - t_start,
     )

@@ -12,6 +12,8 @@ from rasterio.transform import from_origin
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_SCENE = ROOT / "examples" / "data" / "atlanta_sample.tif"
 SAMPLE_LABELS = ROOT / "examples" / "data" / "atlanta_buildings.geojson"
+LANDSAT_SCENE = ROOT / "examples" / "data" / "landsat_raleigh.tif"
+LANDSAT_LABELS = ROOT / "examples" / "data" / "landsat_landcover.shp"
 
 
 def write_geotiff(path, data, crs="EPSG:32616", transform=None, nodata=None, **extra):
@@ -40,7 +42,7 @@ def random_scene(path, width=300, height=200, count=1, seed=0, dtype="uint16", *
 
 
 def tiny_model(path, bands=(1,), classes=("background", "building"), seed=0, tile=64,
-               overlap=16, base=4, depth=2, threshold=0.5):
+               overlap=16, base=4, depth=2, threshold=0.5, background_class=0):
     """Save an untrained, seeded, tiny U-Net model file."""
     import torch
 
@@ -55,6 +57,7 @@ def tiny_model(path, bands=(1,), classes=("background", "building"), seed=0, til
         band_names=[f"b{b}" for b in bands], band_mean=[500.0] * len(bands),
         band_std=[250.0] * len(bands), classes=list(classes), gsd_m=0.5, tile_size_px=tile,
         overlap_px=overlap, threshold=threshold, pad_multiple=2**depth,
+        background_class=background_class,
     )
     save_model(model, meta, path)
     return Path(path)

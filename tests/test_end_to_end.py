@@ -52,3 +52,53 @@ def test_default_model_reproduces_its_heldout_figures(tmp_path, runner):
     ]:
         assert fresh_v == pytest.approx(readme_v, abs=0.01)
         assert meta_v == pytest.approx(readme_v, abs=5e-5)
+
+
+def readme_landcover_figures():
+    """The land-cover tables of the README: overall row and per-class rows."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("### landcover-landsat7"):]
+    section = section[: section.index("\n## ")]
+    m = re.search(r"^\| (\d+) of (\d+) \| ([0-9.]+) \| ([0-9.]+) \|", section, re.M)
+    assert m, "README has no land-cover overall row"
+    rows = re.findall(r"^\| ([a-z]+) \| ([0-9.]+) \| ([0-9.]+) \| ([0-9.]+) \| ([0-9.]+) \| "
+                      r"(\d+) \|", section, re.M)
+    assert len(rows) >= 5, "README has no per-class land-cover rows"
+    per_class = {r[0]: [float(v) for v in r[1:5]] + [int(r[5])] for r in rows}
+    return int(m.group(1)), float(m.group(3)), float(m.group(4)), per_class
+
+
+def test_landcover_model_reproduces_its_heldout_figures(tmp_path, runner):
+    from conftest import LANDSAT_LABELS, LANDSAT_SCENE
+
+    out = tmp_path / "landcover.gpkg"
+    r = runner.invoke(cli, ["predict", str(LANDSAT_SCENE), "-o", str(out), "--model",
+                            "landcover-landsat7", "--mask-out", str(tmp_path / "lc.tif"),
+                            "--device", "cpu", "-q", "--min-area", "5000"])
+    assert r.exit_code == 0, r.output
+    gdf = gpd.read_file(out)
+    import pyproj
+    import rasterio
+
+    with rasterio.open(LANDSAT_SCENE) as ds:  # NAD83 / North Carolina, written without a code
+        assert pyproj.CRS.from_wkt(ds.crs.to_wkt()) == gdf.crs
+    assert gdf.geometry.is_valid.all()
+    assert (gdf.area_m2 >= 5000).all() and set(gdf.class_name) >= {"forest", "developed"}
+    n_held, acc, miou, per_class = readme_landcover_figures()
+    r = runner.invoke(cli, ["evaluate", str(tmp_path / "lc.tif"), str(LANDSAT_LABELS),
+                            "--held-out-of", "landcover-landsat7", "--json", "-"])
+    assert r.exit_code == 0, r.output
+    fresh = json.loads(r.output)["classes"]
+    meta = read_metadata(bundled_models()["landcover-landsat7"])
+    ev = meta.evaluation
+    assert fresh["polygons"] == n_held == len(meta.training["held_out_rows"]) == ev["polygons"]
+    assert fresh["overall_accuracy"] == pytest.approx(acc, abs=0.01)
+    assert fresh["mean_iou"] == pytest.approx(miou, abs=0.01)
+    assert ev["overall_accuracy"] == pytest.approx(acc, abs=5e-5)
+    assert ev["mean_iou"] == pytest.approx(miou, abs=5e-5)
+    for name, (iou, prec, rec, f1, px) in per_class.items():
+        got = fresh["per_class"][name]
+        assert got["support_px"] == px == ev["per_class"][name]["support_px"]
+        for key, readme_v in zip(("iou", "precision", "recall", "f1"), (iou, prec, rec, f1)):
+            assert got[key] == pytest.approx(readme_v, abs=0.01), (name, key)
+            assert ev["per_class"][name][key] == pytest.approx(readme_v, abs=5e-5), (name, key)

@@ -74,3 +74,64 @@ def test_evaluate_two_vectors_needs_a_grid(tmp_path):
     grid = write_geotiff(tmp_path / "grid.tif", np.zeros((100, 100), np.uint8), transform=T)
     r = evaluate(tmp_path / "a.gpkg", tmp_path / "a.gpkg", grid=grid)
     assert r.pixel.iou == 1 and r.buildings.f1 == 1
+
+
+def test_multiclass_confusion_matrix_and_mean_iou(tmp_path):
+    import json
+
+    from geounet.metrics import class_metrics, confusion_matrix
+
+    # class raster: left half class 0 ("water"), right half class 1 ("forest"); row 0 nodata
+    arr = np.zeros((100, 100), np.uint8)
+    arr[:, 50:] = 1
+    arr[0] = 255
+    pred = write_geotiff(tmp_path / "classes.tif", arr, transform=T, nodata=255)
+    import rasterio
+
+    with rasterio.open(pred, "r+") as ds:
+        ds.update_tags(CLASS_NAMES=json.dumps(["water", "forest", "town"]))
+    # truth: a water polygon x 40..60, rows 10..30, straddling the class border (200 px
+    # right, 200 px predicted forest); a forest polygon on forest pixels (100 px); a forest
+    # polygon at x 0..10 over rows 0..5, whose row 0 is nodata (40 px predicted water)
+    truth = tmp_path / "truth.gpkg"
+    gpd.GeoDataFrame(
+        {"cover": ["W", "F", "F"]},
+        geometry=[shapely.box(40, 70, 60, 90), shapely.box(60, 10, 70, 20),
+                  shapely.box(0, 95, 10, 100)],  # the last one lies in the nodata row 0..4
+        crs="EPSG:32616").to_file(truth)
+    res = evaluate(pred, truth, label_column="cover", class_map={"W": "water", "F": "forest"})
+    c = res.classes
+    assert res.pixel is None and c.classes == ["water", "forest", "town"]
+    assert c.confusion[0] == [200, 200, 0]
+    assert c.confusion[1] == [40, 100, 0]
+    assert c.pixels == 540 and c.polygons == 3
+    assert c.overall_accuracy == pytest.approx(300 / 540)
+    iou_w = 200 / (400 + 240 - 200)
+    iou_f = 100 / (140 + 300 - 100)
+    assert c.per_class["water"]["iou"] == pytest.approx(iou_w)
+    assert c.per_class["forest"]["iou"] == pytest.approx(iou_f)
+    assert c.per_class["town"]["iou"] is None  # no truth, no prediction
+    assert c.mean_iou == pytest.approx((iou_w + iou_f) / 2)  # over classes with truth only
+    # rows: only the first polygon
+    only = evaluate(pred, truth, label_column="cover", class_map={"W": "water", "F": "forest"},
+                    rows=[0]).classes
+    assert only.confusion[0] == [200, 200, 0] and only.pixels == 400
+    cm = confusion_matrix(np.array([0, 1, 1]), np.array([0, 0, 1]), 2)
+    assert cm.tolist() == [[1, 1], [0, 1]]
+    assert class_metrics(cm, ["a", "b"]).per_class["a"]["recall"] == 0.5
+
+
+def test_multiclass_errors(tmp_path):
+    from geounet.errors import GeounetError
+
+    arr = np.zeros((100, 100), np.uint8)
+    pred = write_geotiff(tmp_path / "c.tif", arr, transform=T, nodata=255)
+    truth = tmp_path / "t.gpkg"
+    gpd.GeoDataFrame({"cover": ["lake"]}, geometry=[shapely.box(0, 0, 10, 10)],
+                     crs="EPSG:32616").to_file(truth)
+    with pytest.raises(GeounetError, match="CLASS_NAMES"):
+        evaluate(pred, truth, label_column="cover")
+    with pytest.raises(GeounetError, match=r"\['lake'\] are not classes"):
+        evaluate(pred, truth, label_column="cover", classes=["water", "forest"])
+    with pytest.raises(GeounetError, match="rows \\[5\\]"):
+        evaluate(pred, truth, label_column="cover", classes=["lake"], rows=[5])

@@ -73,3 +73,31 @@ def test_import_geounet_does_not_import_torch():
             "print([m for m in ('torch', 'segmentation_models_pytorch') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_land_cover_model_polygonises_every_class_with_colours_and_areas(tmp_path):
+    import json
+
+    import rasterio
+
+    from conftest import random_scene, tiny_model
+
+    model = tiny_model(tmp_path / "lc.safetensors", classes=("water", "forest", "town"),
+                       background_class=None, seed=3)
+    scene = random_scene(tmp_path / "s.tif", 160, 96)
+    r = predict_scene(scene, tmp_path / "lc.gpkg", model=model, mask_out=tmp_path / "c.tif",
+                      keep_footprints=True, keep_arrays=True)
+    gdf = r.footprints
+    # every valid pixel is in some polygon: no class is treated as background
+    assert gdf.area.sum() == pytest.approx(160 * 96 * 0.25)
+    assert set(gdf["class_name"]) <= {"water", "forest", "town"}
+    assert set(np.unique(r.classes)) == set(gdf["class_id"])
+    for name, area in r.class_areas_m2.items():
+        assert area == pytest.approx(gdf.loc[gdf["class_name"] == name, "area_m2"].sum())
+    with rasterio.open(r.mask_out) as ds:
+        assert json.loads(ds.tags()["CLASS_NAMES"]) == ["water", "forest", "town"]
+        cmap = ds.colormap(1)
+    from geounet.models.modelfile import default_colors
+
+    for i, hexcolor in enumerate(default_colors(["water", "forest", "town"], None)):
+        assert "#%02x%02x%02x" % cmap[i][:3] == hexcolor

@@ -70,3 +70,44 @@ def test_devices():
 
 def test_batched():
     assert list(batched(range(7), 3)) == [[0, 1, 2], [3, 4, 5], [6]]
+
+
+def test_tta_inverts_each_transform_and_averages():
+    from geounet.inference import TTAPredictor
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 3, 32, 32)).astype(np.float32)
+    # a per-pixel model commutes with flips and rotations: TTA must give back its output
+    def pointwise(b):
+        return 1 / (1 + np.exp(-b[:, :1]))
+
+    for mode, passes in (("flips", 3), ("d4", 8)):
+        calls = []
+        tta = TTAPredictor(lambda b, calls=calls: calls.append(b.shape) or pointwise(b), mode)
+        assert np.allclose(tta(x), pointwise(x), atol=1e-6)
+        assert len(calls) == passes
+    # a model that sees position: the average is the symmetrised map
+    def column(b):
+        n, _, h, w = b.shape
+        return np.broadcast_to(np.arange(w, dtype=np.float32), (n, 1, h, w)).copy()
+
+    out = TTAPredictor(column, "flips")(x)
+    w = 32
+    expected = (2 * np.arange(w) + (w - 1 - np.arange(w))) / 3
+    assert np.allclose(out[0, 0, 5], expected)
+    d4 = TTAPredictor(column, "d4")(x)  # rows and columns, both ways: constant (w-1)/2
+    assert np.allclose(d4, (w - 1) / 2)
+    with pytest.raises(Exception, match="test-time augmentation"):
+        PredictConfig(tta="rot")
+
+
+def test_tta_through_the_pipeline_changes_probabilities_not_shapes(tmp_path, model_file):
+    scene = random_scene(tmp_path / "s.tif", 150, 120)
+    a = predict_scene(scene, None, model=model_file, tiling=TilingConfig(64, 16),
+                      keep_arrays=True)
+    b = predict_scene(scene, None, model=model_file, tiling=TilingConfig(64, 16),
+                      predict=PredictConfig(tta="d4"), keep_arrays=True)
+    assert a.probs.shape == b.probs.shape
+    diff = np.abs(a.probs - b.probs)
+    assert diff.max() > 1e-4  # an untrained net is not rotation invariant
+    assert diff.max() < 0.5

@@ -116,13 +116,67 @@ def test_script_is_listed_with_its_parameters(env):
     assert data["algorithm_details"]["name"] == DISPLAY_NAME
     params = data["parameters"]
     assert set(params) == {"INPUT", "MODEL", "BANDS", "TILE_SIZE", "OVERLAP", "THRESHOLD",
-                           "MIN_AREA", "SIMPLIFY", "DEVICE", "PYTHON", "OUTPUT",
-                           "PROBABILITY"}
+                           "MIN_AREA", "SIMPLIFY", "FILL_HOLES", "SPLIT_TOUCHING",
+                           "REGULARIZE", "TTA", "DEVICE", "PYTHON", "OUTPUT",
+                           "PROBABILITY", "CLASS_RASTER"}
     assert params["PYTHON"]["is_advanced"] is True
     assert params["MODEL"]["optional"] is True
     assert params["PROBABILITY"]["optional"] is True
     assert params["OUTPUT"]["is_destination"] is True
-    assert set(data["outputs"]) == {"OUTPUT", "PROBABILITY", "FOOTPRINT_COUNT"}
+    assert set(data["outputs"]) == {"OUTPUT", "PROBABILITY", "CLASS_RASTER", "FOOTPRINT_COUNT"}
+
+
+def _predict_count(env, scene, out, options):
+    """Run ``geounet predict`` with ``options``; the number of polygons it wrote."""
+    cmd = [sys.executable, "-m", "geounet", "predict", str(scene), "-o", str(out),
+           "--progress", "none", "-q", "--device", "cpu", *options]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return pyogrio.read_info(out)["features"]
+
+
+def test_qgis_process_land_cover_model_with_class_raster(work, env):
+    """The bundled land-cover model by name: every class as polygons, a coloured class raster."""
+    from conftest import LANDSAT_SCENE
+
+    out = _outdir(work, "qp_landcover")
+    params = {"INPUT": LANDSAT_SCENE, "MODEL": "landcover-landsat7", "DEVICE": "cpu",
+              "MIN_AREA": "5000", "PYTHON": sys.executable,
+              "OUTPUT": out / "landcover.gpkg", "CLASS_RASTER": out / "classes.tif"}
+    proc, data = run_qgis_process(params, env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    expected = _predict_count(env, LANDSAT_SCENE, work / "lc_reference.gpkg",
+                              ["--model", "landcover-landsat7", "--min-area", "5000"])
+    assert data["results"]["FOOTPRINT_COUNT"] == expected > 0
+    names = set(pyogrio.read_dataframe(out / "landcover.gpkg", read_geometry=False)["class_name"])
+    assert names <= {"developed", "agriculture", "herbaceous", "shrubland", "forest", "water",
+                     "sediment"} and len(names) >= 5
+    with rasterio.open(out / "classes.tif") as ds, rasterio.open(LANDSAT_SCENE) as scene:
+        assert ds.crs == scene.crs and ds.colormap(1)[0][:3] != (0, 0, 0)
+        assert json.loads(ds.tags()["CLASS_NAMES"])[0] == "developed"
+    assert leftovers(out) == ["classes.tif", "landcover.gpkg"]
+
+
+def test_qgis_process_footprint_options_match_the_cli(work, env, base_params, reference):
+    """Split, regularise, fill holes and TTA reach geounet as the same CLI options."""
+    out = _outdir(work, "qp_footprint_options")
+    params = {"INPUT": SAMPLE_SCENE, **base_params, "PYTHON": sys.executable,
+              "SPLIT_TOUCHING": "true", "REGULARIZE": "true", "FILL_HOLES": "4", "TTA": "1",
+              "OUTPUT": out / "footprints.gpkg"}
+    proc, data = run_qgis_process(params, env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    expected = _predict_count(env, SAMPLE_SCENE, work / "opt_reference.gpkg",
+                              [*cli_options(base_params), "--split-touching", "--regularize",
+                               "--fill-holes", "4.0", "--tta", "flips"])
+    assert data["results"]["FOOTPRINT_COUNT"] == expected
+
+    def areas(path):
+        return sorted(pyogrio.read_dataframe(path, columns=["area_m2"],
+                                             read_geometry=False)["area_m2"])
+
+    got = areas(out / "footprints.gpkg")
+    assert got == pytest.approx(areas(work / "opt_reference.gpkg"), rel=1e-9)
+    assert sum(got) != pytest.approx(reference["area"], rel=1e-6)  # the options did something
 
 
 def test_qgis_process_matches_geounet_predict(work, env, base_params, reference):

@@ -92,3 +92,72 @@ def test_regions():
     for bad in ("east:1.5", "px:1,2", "moon:0.3", "px:500,500,600,600"):
         with pytest.raises(RegionError):
             parse_region(bad, 200, 100, T)
+
+
+def sparse_landcover(tmp_path, seed=0):
+    """Three spectrally distinct land covers in bands 1-2, each labelled by a few polygons
+    (most pixels unlabelled), as in a land-cover training set."""
+    rng = np.random.default_rng(seed)
+    h, w = 128, 192
+    cover = np.zeros((h, w), int)
+    cover[:, 64:128] = 1
+    cover[:, 128:] = 2
+    means = np.array([[200, 800], [800, 200], [600, 600]])
+    img = np.stack([rng.normal(means[cover, b], 30) for b in range(2)]).clip(0, 2000)
+    scene = write_geotiff(tmp_path / "lc.tif", img.astype(np.uint16), transform=T)
+    polys, names, codes = [], [], []
+    for k, name in enumerate(["water", "field", "town"]):
+        for r in (8, 48, 88):
+            c = 64 * k + 8 + (r % 3) * 4
+            polys.append(shapely.box(500000 + c, 4000000 - r - 24, 500000 + c + 24, 4000000 - r))
+            names.append(name)
+            codes.append(k + 1)
+    labels = tmp_path / "lc.gpkg"
+    gpd.GeoDataFrame({"name": names, "code": codes}, geometry=polys,
+                     crs="EPSG:32616").to_file(labels)
+    return scene, labels
+
+
+def test_hold_out_polygons_is_per_class_seeded_and_keeps_singletons():
+    from geounet.training import hold_out_polygons
+
+    ids = np.array([0, 0, 0, 1, 1, 1, 1, 1, 1, 2])
+    a = hold_out_polygons(ids, 0.34, seed=3)
+    assert np.array_equal(a, hold_out_polygons(ids, 0.34, seed=3))
+    assert a[ids == 0].sum() == 1 and a[ids == 1].sum() == 2  # round(0.34 * n), at least 1
+    assert not a[ids == 2].any()  # a class with one polygon keeps it for training
+    assert hold_out_polygons(np.array([4, 4]), 0.9, seed=0).sum() == 1  # never all of a class
+    assert any(not np.array_equal(a, hold_out_polygons(ids, 0.34, seed=s)) for s in range(5))
+
+
+def test_sparse_labels_ignore_unlabelled_pixels_and_hold_out_polygons(tmp_path):
+    from geounet.training import rasterize_labels as rl
+
+    scene, labels = sparse_landcover(tmp_path)
+    lab, classes = rl(labels, 192, 128, T, "EPSG:32616", label_column="name",
+                      class_map={"water": "water", "field": "field", "town": "town"},
+                      unlabelled="ignore")
+    assert classes == ["water", "field", "town"]  # no background class, map order = ids
+    assert (lab == 255).mean() > 0.5 and set(np.unique(lab)) == {0, 1, 2, 255}
+    cfg = dict(CFG, epochs=3, steps_per_epoch=10, val_region=None)
+    r = train(scene, labels, tmp_path / "lc.safetensors",
+              TrainConfig(label_column="code", class_map={"1": "water", "2": "field",
+                                                           "3": "town"},
+                          unlabelled="ignore", val_polygons=0.34, keep="last", seed=0, **cfg))
+    meta = read_metadata(r.path)
+    assert meta.classes == ["water", "field", "town"] and meta.background_class is None
+    assert meta.out_channels == 3 and len(meta.class_colors) == 3
+    held = meta.training["held_out_rows"]
+    assert len(held) == 3 and sorted(h // 3 for h in held) == [0, 1, 2]  # one per class
+    assert r.val_iou is not None and r.val_iou > 0.8  # distinct spectra: easy when learnt
+
+
+def test_class_map_errors(tmp_path):
+    _, labels = sparse_landcover(tmp_path)
+    with pytest.raises(LabelError, match="no polygon"):
+        rasterize_labels(labels, 192, 128, T, "EPSG:32616", label_column="name",
+                         class_map={"lake": "water"}, unlabelled="ignore")
+    with pytest.raises(Exception, match="label column"):
+        TrainConfig(class_map={"1": "a"})
+    with pytest.raises(Exception, match="between 0 and 1"):
+        TrainConfig(val_polygons=1.0)

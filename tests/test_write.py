@@ -88,3 +88,17 @@ def test_output_checks(tmp_path):
     outs.add(tmp_path / "x.tif")
     with pytest.raises(OutputNotWritableError, match="twice"):
         outs.add(tmp_path / "x.tif")
+
+
+def test_committed_outputs_get_the_default_permissions(tmp_path):
+    import os
+    import stat
+
+    from geounet.io.atomic import atomic_path
+
+    with atomic_path(tmp_path / "model.safetensors") as tmp:
+        tmp.write_bytes(b"x")
+        os.chmod(tmp, 0o600)  # as safetensors creates its files
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "model.safetensors").stat().st_mode) == 0o666 & ~umask

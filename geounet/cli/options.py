@@ -69,3 +69,23 @@ def parse_kv(values: tuple[str, ...]) -> dict:
         except json.JSONDecodeError:
             out[key] = raw
     return out
+
+
+def parse_class_map(spec: str | None) -> dict[str, str] | None:
+    """``"1=developed,2=forest"`` or ``"developed,forest"`` -> ordered value->name map.
+
+    Raises:
+        click.BadParameter: for an empty value or name.
+    """
+    if spec is None or not spec.strip():
+        return None
+    out: dict[str, str] = {}
+    for item in spec.split(","):
+        value, sep, name = item.partition("=")
+        value, name = value.strip(), (name.strip() if sep else value.strip())
+        if not value or not name:
+            raise click.BadParameter(
+                f"{item!r} is not VALUE=NAME or NAME; e.g. --classes 1=developed,2=forest",
+                param_hint="--classes")
+        out[value] = name
+    return out

@@ -22,7 +22,8 @@ from geounet.cli.options import (
               default="geojson", show_default=True,
               help="Vector format of the files written into an output folder.")
 @click.option("--model", default=None, metavar="NAME|PATH",
-              help="Bundled model name or .safetensors file (default: buildings-atlanta).")
+              help="Bundled model name (buildings-atlanta, landcover-landsat7) or "
+                   ".safetensors file (default: buildings-atlanta).")
 @bands_opt
 @click.option("--tile-size", type=int, default=None, help="Tile size in pixels (default: model's).")
 @click.option("--overlap", type=int, default=None, help="Tile overlap in pixels (default: model's).")
@@ -39,6 +40,25 @@ from geounet.cli.options import (
               help="Drop polygons smaller than this, in square metres.")
 @click.option("--simplify", type=float, default=0.0, show_default=True,
               help="Simplification tolerance in metres (0: none).")
+@click.option("--tta", type=click.Choice(["none", "flips", "d4"]), default="none",
+              show_default=True,
+              help="Test-time augmentation: average the probabilities of flipped (3 passes) or "
+                   "flipped and rotated (8 passes) tiles.")
+@click.option("--split-touching", is_flag=True,
+              help="Split footprints of touching buildings (watershed on the distance "
+                   "transform).")
+@click.option("--split-h", type=float, default=1.0, show_default=True, metavar="M",
+              help="--split-touching: how far, in metres, the distance transform must rise "
+                   "from the neck to each building's centre for a split.")
+@click.option("--fill-holes", type=float, default=0.0, show_default=True, metavar="M2",
+              help="Fill holes smaller than this, in square metres.")
+@click.option("--regularize", is_flag=True,
+              help="Right-angled footprints aligned with each building's orientation "
+                   "(buildingregulariser); falls back to the raw polygon when it changes it "
+                   "too much.")
+@click.option("--regularize-tolerance", type=float, default=1.0, show_default=True,
+              metavar="M", help="Regulariser's simplification tolerance in metres.")
+@click.option("--regularize-45", is_flag=True, help="Also allow 45-degree edges.")
 @click.option("--prob-out", type=click.Path(), default=None,
               help="Also write the probability raster (GeoTIFF); a folder with several scenes.")
 @click.option("--prob-dtype", type=click.Choice(["uint8", "float32"]), default="uint8",
@@ -59,7 +79,8 @@ from geounet.cli.options import (
 @verbosity
 def predict_cmd(scenes, output, fmt, model, bands, tile_size, overlap, batch_size, device, precision,
                 channels_last,
-                threshold, min_area, simplify, prob_out, prob_dtype, mask_out, cog, progress_kind,
+                threshold, min_area, simplify, tta, split_touching, split_h, fill_holes, regularize,
+                regularize_tolerance, regularize_45, prob_out, prob_dtype, mask_out, cog, progress_kind,
                 scheduler, overwrite, quiet, verbose):
     """Segment SCENE(s) and write footprints/polygons to OUTPUT.
 
@@ -87,8 +108,13 @@ def predict_cmd(scenes, output, fmt, model, bands, tile_size, overlap, batch_siz
         bands=parse_bands(bands),
         tiling=TilingConfig(tile_size, overlap),
         predict=PredictConfig(device=device, batch_size=batch_size, precision=precision,
-                              channels_last=channels_last),
-        vectorize=VectorizeConfig(min_area_m2=min_area, simplify_m=simplify),
+                              channels_last=channels_last, tta=tta),
+        vectorize=VectorizeConfig(min_area_m2=min_area, simplify_m=simplify,
+                                  split_touching=split_touching, split_h_m=split_h,
+                                  fill_holes_m2=fill_holes,
+                                  regularize=regularize,
+                                  regularize_tolerance_m=regularize_tolerance,
+                                  regularize_45=regularize_45),
         outputs=OutputConfig(prob_dtype=prob_dtype, overwrite=overwrite, cog=cog),
         threshold=threshold,
     )

@@ -28,6 +28,19 @@ from geounet.cli.options import bands_opt, device_opt, overwrite_opt, parse_kv, 
               help="Attribute with each polygon's class (default: binary, every polygon is 1).")
 @click.option("--class-name", default="building", show_default=True,
               help="Name of the foreground class of a binary model.")
+@click.option("--classes", "class_spec", default=None, metavar="VALUE=NAME,... | NAME,...",
+              help="Classes in id order: label values mapped to names (1=developed,2=forest) "
+                   "or the label values themselves (developed,forest). Default: the sorted "
+                   "values of --label-column.")
+@click.option("--unlabelled", type=click.Choice(["background", "ignore"]), default="background",
+              show_default=True,
+              help="Pixels outside every polygon: class 0 'background' (dense labels such as "
+                   "footprints) or left out of the loss (sparse labels such as land cover).")
+@click.option("--val-polygons", type=float, default=None, metavar="FRACTION",
+              help="Hold out this fraction of each class's polygons (whole polygons, chosen "
+                   "with --seed) for validation.")
+@click.option("--class-weighting", type=click.Choice(["none", "balanced"]), default="none",
+              show_default=True, help="Cross-entropy weights: none, or inverse class frequency.")
 @click.option("--epochs", type=int, default=20, show_default=True)
 @click.option("--steps-per-epoch", type=int, default=50, show_default=True)
 @click.option("--batch-size", type=int, default=8, show_default=True, help="Tiles per step.")
@@ -39,9 +52,10 @@ from geounet.cli.options import bands_opt, device_opt, overwrite_opt, parse_kv, 
 @click.option("--lr-schedule", type=click.Choice(["cosine", "constant"]), default="cosine",
               show_default=True, help="Cosine annealing of the learning rate to 0, or constant.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--val-region", default="east:0.25", show_default=True,
+@click.option("--val-region", default=None,
               help="Held-out region: east:F, west:F, north:F, south:F, px:C0,R0,C1,R1, "
-                   "map:MINX,MINY,MAXX,MAXY, or 'none'.")
+                   "map:MINX,MINY,MAXX,MAXY, or 'none'. Default: east:0.25, or none with "
+                   "--val-polygons.")
 @click.option("--keep", type=click.Choice(["best", "last"]), default="best", show_default=True,
               help="Keep the epoch with the best validation IoU, or the last epoch (then the "
                    "validation region is a true held-out test).")
@@ -50,7 +64,8 @@ from geounet.cli.options import bands_opt, device_opt, overwrite_opt, parse_kv, 
 @overwrite_opt
 @verbosity
 def train_cmd(scene, labels, output, arch, base_channels, depth, encoder, encoder_weights,
-              arch_arg, bands, band_names, label_column, class_name, epochs, steps_per_epoch,
+              arch_arg, bands, band_names, label_column, class_name, class_spec, unlabelled,
+              val_polygons, class_weighting, epochs, steps_per_epoch,
               batch_size, tile_size, overlap, lr, lr_schedule, seed, val_region, keep, name, device, overwrite,
               quiet, verbose):
     """Train a model on SCENE with label polygons LABELS."""
@@ -62,6 +77,8 @@ def train_cmd(scene, labels, output, arch, base_channels, depth, encoder, encode
     from geounet.training import TrainConfig, train
 
     tune_allocator()
+    from geounet.cli.options import parse_class_map
+
     args = {}
     if arch == "unet":
         args = {"base_channels": 16, "depth": 4}
@@ -70,6 +87,9 @@ def train_cmd(scene, labels, output, arch, base_channels, depth, encoder, encode
         if val is not None:
             args[key] = val
     args.update(parse_kv(arch_arg))
+    if val_region is None:
+        val_region = "none" if val_polygons else "east:0.25"
+    region = None if val_region.lower() == "none" else val_region
     config = TrainConfig(
         arch=arch,
         arch_args=args,
@@ -85,7 +105,11 @@ def train_cmd(scene, labels, output, arch, base_channels, depth, encoder, encode
         lr=lr,
         lr_schedule=lr_schedule,
         seed=seed,
-        val_region=None if val_region.lower() == "none" else val_region,
+        val_region=region,
+        unlabelled=unlabelled,
+        class_map=parse_class_map(class_spec),
+        val_polygons=val_polygons,
+        class_weighting=class_weighting,
         device=device,
         name=name or Path(output).stem,
         keep=keep,

@@ -63,6 +63,18 @@ def temp_path_for(path: Path) -> Path:
     return path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
 
 
+def _default_mode(path: Path) -> None:
+    """Give a file the permissions a new file gets (``0o666 & ~umask``) when its writer made
+    it private (safetensors writes 0600), so outputs can be shared like any other file."""
+    mode = path.stat().st_mode & 0o777
+    if mode != 0o600:
+        return
+    umask = os.umask(0)
+    os.umask(umask)
+    with contextlib.suppress(OSError):
+        os.chmod(path, 0o666 & ~umask)
+
+
 class OutputSet:
     """Several outputs committed together.
 
@@ -112,6 +124,7 @@ class OutputSet:
         done = []
         for target, tmp in self._pairs:
             if tmp.exists():
+                _default_mode(tmp)
                 os.replace(tmp, target)
                 done.append(target)
                 log.info("wrote %s", target)

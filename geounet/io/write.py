@@ -146,16 +146,24 @@ class RowWriter:
         use_mask: Write validity as an internal GDAL mask band (for uint8
             probabilities, whose 0-255 range leaves no nodata value).
         band_descriptions: Optional description per band.
+        colormap: Optional ``{value: "#rrggbb"}`` colour table of a one-band
+            uint8 raster (GIS programs show a class raster in these colours).
+        tags: Optional dataset metadata items (``{"KEY": "text"}``).
     """
 
-    def __init__(self, path, profile: dict, use_mask: bool = False, band_descriptions=None):
+    def __init__(self, path, profile: dict, use_mask: bool = False, band_descriptions=None,
+                 colormap: dict[int, str] | None = None, tags: dict[str, str] | None = None):
         self.use_mask = use_mask
         with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
             self.ds = rasterio.open(path, "w", **profile)
         if band_descriptions:
             for i, d in enumerate(band_descriptions, start=1):
                 self.ds.set_band_description(i, d)
-        if profile["count"] == 1:
+        if tags:
+            self.ds.update_tags(**tags)
+        if colormap:
+            self.ds.write_colormap(1, {int(k): _rgba(v) for k, v in colormap.items()})
+        elif profile["count"] == 1:
             self.ds.colorinterp = [ColorInterp.gray]
 
     def write(self, row_off: int, data: np.ndarray, valid: np.ndarray | None = None) -> None:
@@ -194,6 +202,12 @@ class RowWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _rgba(color: str) -> tuple[int, int, int, int]:
+    """``"#rrggbb"`` -> ``(r, g, b, 255)``."""
+    c = color.lstrip("#")
+    return int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16), 255
 
 
 class VectorSink:

@@ -39,8 +39,8 @@ class ModelMetadata:
         band_names: A name per input band.
         band_mean: Per-band mean of raw pixel values (scene units, e.g. DN).
         band_std: Per-band standard deviation; input is ``(x - mean) / std``.
-        classes: Class names by class id; id 0 is the background. A model with
-            two classes is binary: one output channel with a sigmoid.
+        classes: Class names by class id. A model with two classes is
+            binary (id 0 the background): one output channel with a sigmoid.
             More classes: one logit per class with a softmax.
         gsd_m: Ground sample distance of the training data in metres per pixel.
         tile_size_px: Recommended tile size in pixels.
@@ -49,6 +49,11 @@ class ModelMetadata:
         pad_multiple: Tile sides are padded to a multiple of this.
         training: How the model was trained (command, data, seed, epochs...).
         evaluation: Held-out evaluation figures (pixel IoU, F1...).
+        background_class: Class id that is not turned into polygons (0 for
+            building models), or ``None`` when every class is a product, as in
+            a land-cover model trained on sparse labels.
+        class_colors: ``#rrggbb`` colour per class id for the class raster's
+            colour table and maps (``None``: :func:`default_colors`).
     """
 
     name: str
@@ -66,6 +71,8 @@ class ModelMetadata:
     pad_multiple: int = 32
     training: dict[str, Any] = field(default_factory=dict)
     evaluation: dict[str, Any] = field(default_factory=dict)
+    background_class: int | None = 0
+    class_colors: list[str] | None = None
 
     @property
     def in_channels(self) -> int:
@@ -81,6 +88,17 @@ class ModelMetadata:
     def out_channels(self) -> int:
         """Output channels: 1 for binary models, else one per class."""
         return 1 if self.binary else len(self.classes)
+
+    @property
+    def product_classes(self) -> list[int]:
+        """Class ids that become polygons (all but :attr:`background_class`)."""
+        return [i for i in range(len(self.classes)) if i != self.background_class]
+
+    def colors(self) -> list[str]:
+        """``#rrggbb`` colour per class id (stored, or :func:`default_colors`)."""
+        if self.class_colors and len(self.class_colors) == len(self.classes):
+            return list(self.class_colors)
+        return default_colors(self.classes, self.background_class)
 
     def to_json(self) -> str:
         """Serialise with the format name and version."""
@@ -121,7 +139,62 @@ class ModelMetadata:
             )
         if len(meta.classes) < 2:
             raise ModelFileError(f"model file {source!r} lists {len(meta.classes)} classes; need >= 2")
+        if meta.background_class is not None and not 0 <= meta.background_class < len(
+                meta.classes):
+            raise ModelFileError(
+                f"model file {source!r} has background class {meta.background_class!r}, not "
+                f"one of its {len(meta.classes)} class ids"
+            )
         return meta
+
+
+# Colours that GIS users know for common class names: the NLCD 2019 legend
+# (www.mrlc.gov/data/legends/national-land-cover-database-class-legend-and-description)
+# for land cover, and red footprints on no background for buildings.
+_NAMED_COLORS = {
+    "background": "#000000",
+    "building": "#e31a1c",
+    "developed": "#eb0000",
+    "agriculture": "#dcd939",
+    "cropland": "#ab6c28",
+    "herbaceous": "#dfdfc2",
+    "grassland": "#dfdfc2",
+    "shrubland": "#ccb879",
+    "forest": "#38814e",
+    "water": "#5475a8",
+    "sediment": "#b3ac9f",
+    "barren": "#b3ac9f",
+    "wetland": "#c8e6f8",
+}
+# Okabe and Ito (2008) colour-blind-safe palette for other names.
+_PALETTE = ["#e69f00", "#56b4e9", "#009e73", "#f0e442", "#0072b2", "#d55e00", "#cc79a7",
+            "#999999"]
+
+
+def default_colors(classes: list[str], background_class: int | None = 0) -> list[str]:
+    """A ``#rrggbb`` colour per class name.
+
+    Known land-cover names take their NLCD legend colour, ``building`` red,
+    the background black; other names cycle through the Okabe-Ito palette.
+
+    Args:
+        classes: Class names by class id.
+        background_class: Id of the background (black), or ``None``.
+
+    Returns:
+        One colour string per class.
+    """
+    out, k = [], 0
+    for i, name in enumerate(classes):
+        key = name.strip().lower()
+        if i == background_class:
+            out.append("#000000")
+        elif key in _NAMED_COLORS:
+            out.append(_NAMED_COLORS[key])
+        else:
+            out.append(_PALETTE[k % len(_PALETTE)])
+            k += 1
+    return out
 
 
 def resolve_model_path(spec: str | os.PathLike | None) -> Path:

@@ -44,7 +44,9 @@ from qgis.core import (QgsFeature,
                        QgsProcessingFeedback,
                        QgsProcessingOutputNumber,
                        QgsProcessingParameterBand,
+                       QgsProcessingParameterBoolean,
                        QgsProcessingParameterDefinition,
+                       QgsProcessingParameterEnum,
                        QgsProcessingParameterFile,
                        QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination,
@@ -94,11 +96,19 @@ class GeounetSegmentAlgorithm(QgsProcessingAlgorithm):
     THRESHOLD = "THRESHOLD"
     MIN_AREA = "MIN_AREA"
     SIMPLIFY = "SIMPLIFY"
+    FILL_HOLES = "FILL_HOLES"
+    SPLIT_TOUCHING = "SPLIT_TOUCHING"
+    REGULARIZE = "REGULARIZE"
+    TTA = "TTA"
     DEVICE = "DEVICE"
     PYTHON = "PYTHON"
     OUTPUT = "OUTPUT"
     PROBABILITY = "PROBABILITY"
+    CLASS_RASTER = "CLASS_RASTER"
     FOOTPRINT_COUNT = "FOOTPRINT_COUNT"
+
+    #: Values of the TTA enum, as ``geounet predict --tta`` takes them.
+    TTA_MODES = ("none", "flips", "d4")
 
     def tr(self, string):
         """Return a translatable string.
@@ -144,10 +154,17 @@ class GeounetSegmentAlgorithm(QgsProcessingAlgorithm):
             "attributes class_id, class_name, area_m2 and score.\n\n"
             "The raster must be a file (a GeoTIFF, for example); save web and database "
             "layers to a GeoTIFF first.\n\n"
-            "Model: a geounet .safetensors model file; empty for geounet's bundled model "
-            "(buildings-atlanta: 1-band panchromatic, 0.5 m). Bands: the raster bands to feed "
-            "the model, in its input order (default: the model's own). Tile size, overlap "
-            "and threshold default to the model's values.\n\n"
+            "Model: a geounet .safetensors model file, or the name of a bundled model: "
+            "buildings-atlanta (the default when empty; 1-band panchromatic, 0.5 m, building "
+            "footprints) or landcover-landsat7 (Landsat 7 ETM+ bands 1-5, 28.5 m, seven "
+            "land-cover classes; every pixel becomes part of a polygon with its class_name). "
+            "Bands: the raster bands to feed the model, in its input order (default: the "
+            "model's own). Tile size, overlap and threshold default to the model's values.\n\n"
+            "Footprint options: fill holes below an area, split touching buildings, "
+            "regularise to right angles (falls back to the raw polygon when that changes it "
+            "too much). Test-time augmentation averages flipped (3 passes) or flipped and "
+            "rotated (8 passes) tiles: slower, usually smoother.\n\n"
+            "Class raster: optional GeoTIFF of class ids with a colour table.\n\n"
             "geounet runs in its own Python interpreter, not in QGIS's. Set the advanced "
             "parameter 'Python interpreter with geounet' (or the GEOUNET_PYTHON environment "
             "variable) to the python of the virtual environment where geounet is installed, "
@@ -165,7 +182,8 @@ class GeounetSegmentAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer(
             self.INPUT, self.tr("Input raster layer")))
         self.addParameter(QgsProcessingParameterFile(
-            self.MODEL, self.tr("Model file (empty: geounet's bundled model)"),
+            self.MODEL, self.tr("Model file or bundled model name (empty: buildings-atlanta; "
+                                "or landcover-landsat7)"),
             behavior=QgsProcessingParameterFile.File, optional=True,
             fileFilter=self.tr("geounet models (*.safetensors);;All files (*)")))
         self.addParameter(QgsProcessingParameterBand(
@@ -187,6 +205,17 @@ class GeounetSegmentAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(
             self.SIMPLIFY, self.tr("Simplification tolerance (m, 0: none)"),
             type=QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.FILL_HOLES, self.tr("Fill holes smaller than (m², 0: keep all)"),
+            type=QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.SPLIT_TOUCHING, self.tr("Split touching buildings"), defaultValue=False))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.REGULARIZE, self.tr("Regularise footprints (right angles)"),
+            defaultValue=False))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.TTA, self.tr("Test-time augmentation"), options=list(self.TTA_MODES),
+            defaultValue=0))
         self.addParameter(QgsProcessingParameterString(
             self.DEVICE, self.tr("Device (auto, cpu, cuda or cuda:N)"), defaultValue="auto"))
         python = QgsProcessingParameterFile(
@@ -201,6 +230,9 @@ class GeounetSegmentAlgorithm(QgsProcessingAlgorithm):
             self.OUTPUT, self.tr("Footprints"), type=QgsProcessing.TypeVectorPolygon))
         self.addParameter(QgsProcessingParameterRasterDestination(
             self.PROBABILITY, self.tr("Probability raster"), optional=True,
+            createByDefault=False))
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            self.CLASS_RASTER, self.tr("Class raster"), optional=True,
             createByDefault=False))
         self.addOutput(QgsProcessingOutputNumber(
             self.FOOTPRINT_COUNT, self.tr("Number of footprints")))
@@ -217,7 +249,8 @@ class GeounetSegmentAlgorithm(QgsProcessingAlgorithm):
 
         Returns:
             ``OUTPUT`` (the footprints layer), ``PROBABILITY`` (the probability
-            raster or ``None``) and ``FOOTPRINT_COUNT``.
+            raster or ``None``), ``CLASS_RASTER`` (the class raster or ``None``)
+            and ``FOOTPRINT_COUNT``.
 
         Raises:
             QgsProcessingException: on bad inputs, when geounet fails (with its
@@ -232,11 +265,15 @@ class GeounetSegmentAlgorithm(QgsProcessingAlgorithm):
         if parameters.get(self.PROBABILITY) not in (None, ""):
             prob_destination = self.parameterAsOutputLayer(parameters, self.PROBABILITY,
                                                            context) or None
-        if prob_destination and os.path.splitext(prob_destination)[1].lower() not in (
-                ".tif", ".tiff"):
-            raise QgsProcessingException(self.tr(
-                "The probability raster is written as a GeoTIFF: choose a .tif file name "
-                "instead of {}").format(prob_destination))
+        class_destination = None
+        if parameters.get(self.CLASS_RASTER) not in (None, ""):
+            class_destination = self.parameterAsOutputLayer(parameters, self.CLASS_RASTER,
+                                                            context) or None
+        for raster in (prob_destination, class_destination):
+            if raster and os.path.splitext(raster)[1].lower() not in (".tif", ".tiff"):
+                raise QgsProcessingException(self.tr(
+                    "The probability and class rasters are written as GeoTIFFs: choose a "
+                    ".tif file name instead of {}").format(raster))
         direct = _is_plain_path(destination) and (
             os.path.splitext(destination)[1].lower() in DIRECT_VECTOR_EXTENSIONS)
 
@@ -248,11 +285,14 @@ class GeounetSegmentAlgorithm(QgsProcessingAlgorithm):
                 vector_tmp = os.path.join(
                     staging.private_dir(QgsProcessingUtils.tempFolder()), "footprints.gpkg")
             prob_tmp = staging.path_for(prob_destination) if prob_destination else None
+            class_tmp = staging.path_for(class_destination) if class_destination else None
 
             command += ["predict", scene, "-o", vector_tmp, "--progress", "json", "-q"]
             command += self._options(parameters, context)
             if prob_tmp:
                 command += ["--prob-out", prob_tmp]
+            if class_tmp:
+                command += ["--mask-out", class_tmp]
             feedback.pushCommandInfo(" ".join(_quote(a) for a in command))
             _run_geounet(command, feedback, cwd=os.path.dirname(vector_tmp))
 
@@ -267,6 +307,8 @@ class GeounetSegmentAlgorithm(QgsProcessingAlgorithm):
                 destination, count = self._convert(vector_tmp, destination, context, feedback)
             if prob_tmp:
                 staging.commit(prob_tmp, prob_destination)
+            if class_tmp:
+                staging.commit(class_tmp, class_destination)
         finally:
             staging.cleanup()
 
@@ -274,7 +316,7 @@ class GeounetSegmentAlgorithm(QgsProcessingAlgorithm):
         if count is not None:
             feedback.pushInfo(self.tr("{} footprints written to {}").format(count, destination))
         return {self.OUTPUT: destination, self.PROBABILITY: prob_destination,
-                self.FOOTPRINT_COUNT: count}
+                self.CLASS_RASTER: class_destination, self.FOOTPRINT_COUNT: count}
 
     # ------------------------------------------------------------ helpers
 
@@ -341,10 +383,18 @@ class GeounetSegmentAlgorithm(QgsProcessingAlgorithm):
         if _is_set(parameters, self.THRESHOLD):
             args += ["--threshold", repr(self.parameterAsDouble(parameters, self.THRESHOLD,
                                                                  context))]
-        for name, option in ((self.MIN_AREA, "--min-area"), (self.SIMPLIFY, "--simplify")):
+        for name, option in ((self.MIN_AREA, "--min-area"), (self.SIMPLIFY, "--simplify"),
+                             (self.FILL_HOLES, "--fill-holes")):
             value = self.parameterAsDouble(parameters, name, context)
             if value:
                 args += [option, repr(value)]
+        for name, flag in ((self.SPLIT_TOUCHING, "--split-touching"),
+                           (self.REGULARIZE, "--regularize")):
+            if self.parameterAsBool(parameters, name, context):
+                args.append(flag)
+        tta = self.TTA_MODES[self.parameterAsEnum(parameters, self.TTA, context)]
+        if tta != "none":
+            args += ["--tta", tta]
         device = (self.parameterAsString(parameters, self.DEVICE, context) or "auto").strip()
         args += ["--device", device]
         return args
