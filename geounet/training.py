@@ -379,7 +379,8 @@ def _sample_origin(rng, width, height, t, val) -> tuple[int, int]:
 
 def iou_from_labels(pred: np.ndarray, truth: np.ndarray, n_classes: int,
                     background: int | None = 0) -> float:
-    """Foreground IoU (binary) or mean IoU over classes present (multi-class).
+    """Foreground IoU (binary) or mean IoU over the classes present in the truth
+    (multi-class, as :func:`geounet.metrics.class_metrics` computes it).
 
     Pixels where ``truth == IGNORE`` are left out.
 
@@ -391,7 +392,8 @@ def iou_from_labels(pred: np.ndarray, truth: np.ndarray, n_classes: int,
     """
     sel = truth != IGNORE
     p, t = pred[sel].astype(np.int64), truth[sel].astype(np.int64)
-    classes = [1] if (n_classes == 2 and background == 0) else range(n_classes)
+    binary = n_classes == 2 and background == 0
+    classes = [1] if binary else [c for c in range(n_classes) if np.any(t == c)]
     ious = []
     for c in classes:
         inter = np.sum((p == c) & (t == c))

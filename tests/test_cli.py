@@ -84,6 +84,7 @@ def test_models_lists_architectures_and_bundled(runner):
     r = run(runner, "models")
     assert r.exit_code == 0
     assert "unet" in r.output and "smp_unet" in r.output and "buildings-atlanta (default)" in r.output
+    assert "landcover-landsat7:" in r.output and "overall_accuracy" in r.output
 
 
 def test_help_does_not_import_torch():
@@ -299,3 +300,47 @@ def test_sigterm_removes_partial_outputs(tmp_path, model_file):
     proc.wait(timeout=30)
     assert proc.returncode != 0
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_train_and_evaluate_sparse_labels_from_the_cli(tmp_path, runner):
+    """--classes, --unlabelled ignore and --val-polygons, then evaluate --held-out-of."""
+    import json
+
+    from test_train import sparse_landcover
+
+    scene, labels = sparse_landcover(tmp_path)
+    model = tmp_path / "lc.safetensors"
+    r = runner.invoke(cli, ["train", str(scene), str(labels), "-o", str(model),
+                            "--label-column", "code", "--classes", "1=water,2=field,3=town",
+                            "--unlabelled", "ignore", "--val-polygons", "0.34",
+                            "--class-weighting", "balanced", "--epochs", "2",
+                            "--steps-per-epoch", "6", "--batch-size", "4", "--tile-size", "64",
+                            "--base-channels", "8", "--depth", "2", "--keep", "last",
+                            "--device", "cpu", "-q"])
+    assert r.exit_code == 0, r.output
+    from geounet.models import read_metadata
+
+    meta = read_metadata(model)
+    assert meta.training["config"]["val_region"] is None  # --val-polygons: no region default
+    assert meta.training["config"]["class_map"] == {"1": "water", "2": "field", "3": "town"}
+    classes = tmp_path / "classes.tif"
+    r = runner.invoke(cli, ["predict", str(scene), "-o", str(tmp_path / "pred.gpkg"), "--model",
+                            str(model), "--mask-out", str(classes), "-q"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(cli, ["evaluate", str(classes), str(labels), "--held-out-of", str(model),
+                            "--json", "-"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.output)["classes"]
+    assert res["polygons"] == 3 and res["classes"] == ["water", "field", "town"]
+    assert sum(map(sum, res["confusion"])) == res["pixels"] > 0
+    r = runner.invoke(cli, ["evaluate", str(classes), str(labels), "--label-column", "code",
+                            "--classes", "1=water,2=field,3=town"])
+    assert r.exit_code == 0 and "confusion matrix" in r.output and "overall accuracy" in r.output
+    # bad --classes and a model without held-out polygons: one line, exit status != 0
+    r = runner.invoke(cli, ["train", str(scene), str(labels), "-o", str(tmp_path / "x.st"),
+                            "--label-column", "code", "--classes", "1=,2=field"])
+    assert r.exit_code == 2 and "VALUE=NAME" in r.output
+    r = runner.invoke(cli, ["evaluate", str(classes), str(labels), "--held-out-of",
+                            "buildings-atlanta"])
+    assert r.exit_code == 1 and "records no held-out polygons" in r.output
+    assert "Traceback" not in r.output

@@ -135,3 +135,29 @@ def test_bundled_default_model_metadata():
     assert path.stat().st_size < 5_000_000  # a few MB at most
     m = load_model("buildings-atlanta")
     assert np.isfinite(sum(float(p.sum()) for p in m.module.parameters()))
+
+
+def test_bundled_landcover_model_metadata():
+    path = bundled_models()["landcover-landsat7"]
+    meta = read_metadata(path)
+    assert meta.bands == [1, 2, 3, 4, 5] and meta.background_class is None
+    assert meta.classes == ["developed", "agriculture", "herbaceous", "shrubland", "forest",
+                            "water", "sediment"]
+    assert meta.product_classes == list(range(7)) and meta.colors()[4] == "#38814e"  # forest
+    assert meta.gsd_m == 28.5 and meta.training["scene"] == "landsat_raleigh.tif"
+    assert meta.training["config"]["unlabelled"] == "ignore"
+    assert len(meta.training["held_out_rows"]) == meta.evaluation["polygons"] == 10
+    assert {"overall_accuracy", "mean_iou", "per_class", "confusion"} <= set(meta.evaluation)
+    assert (path.stat().st_mode & 0o044) == 0o044  # readable by everyone, like other files
+
+
+def test_metadata_background_class_is_checked():
+    from geounet.errors import ModelFileError
+    from geounet.models.modelfile import ModelMetadata
+
+    meta = read_metadata(bundled_models()["buildings-atlanta"])
+    import dataclasses
+
+    bad = dataclasses.replace(meta, background_class=5)
+    with pytest.raises(ModelFileError, match="background class 5"):
+        ModelMetadata.from_json(bad.to_json())

@@ -314,7 +314,7 @@ class GeounetSegmentAlgorithm(QgsProcessingAlgorithm):
 
         feedback.setProgress(100)
         if count is not None:
-            feedback.pushInfo(self.tr("{} footprints written to {}").format(count, destination))
+            feedback.pushInfo(self.tr("{} polygons written to {}").format(count, destination))
         return {self.OUTPUT: destination, self.PROBABILITY: prob_destination,
                 self.CLASS_RASTER: class_destination, self.FOOTPRINT_COUNT: count}
 
