@@ -146,6 +146,10 @@ class VectorizeConfig:
             of each polygon is preserved.
         connectivity: 4 or 8, pixel connectivity used by
             ``rasterio.features.shapes``.
+        sieve_m2: Minimum mapping unit in square metres: regions of one class
+            smaller than this take the class of their largest neighbouring
+            region, in the class raster and the polygons (GDAL's sieve filter,
+            :mod:`geounet.sieve`; pixels are ``GSD**2`` square metres). 0 = off.
         split_touching: Split footprints of touching buildings that were
             segmented as one region (watershed on the distance transform;
             :func:`geounet.footprints.split_touching`).
@@ -162,8 +166,8 @@ class VectorizeConfig:
             one changes the area by more than this fraction ...
         regularize_min_iou: ... or overlaps the raw one with an IoU below this.
 
-        The order is: fill holes, split, minimum area, simplify or regularise,
-        minimum area again.
+        The order is: sieve (on the class raster), then per polygon: fill
+        holes, split, minimum area, simplify or regularise, minimum area again.
 
     Raises:
         GeounetError: for negative values or a connectivity other than 4/8.
@@ -172,6 +176,7 @@ class VectorizeConfig:
     min_area_m2: float = 0.0
     simplify_m: float = 0.0
     connectivity: int = 4
+    sieve_m2: float = 0.0
     split_touching: bool = False
     split_h_m: float = 1.0
     fill_holes_m2: float = 0.0
@@ -182,7 +187,7 @@ class VectorizeConfig:
     regularize_min_iou: float = 0.7
 
     def __post_init__(self) -> None:
-        for name in ("split_h_m", "fill_holes_m2", "regularize_tolerance_m",
+        for name in ("sieve_m2", "split_h_m", "fill_holes_m2", "regularize_tolerance_m",
                      "regularize_max_area_change"):
             if getattr(self, name) < 0:
                 raise GeounetError(

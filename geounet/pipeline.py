@@ -288,18 +288,9 @@ def predict_scene(
                            np.full((scene.height, scene.width), CLASS_NODATA, np.uint8))
                           if keep_arrays else None)
 
-                def on_rows(row_off: int, probs: np.ndarray, covered: np.ndarray) -> None:
-                    window = Window(0, row_off, scene.width, probs.shape[1])
-                    valid = scene.read_valid(window) & covered
-                    state["valid_pixels"] += int(valid.sum())
-                    if meta.binary:
-                        classes = (probs[0] >= thr).astype(np.uint8)
-                    else:
-                        classes = probs.argmax(axis=0).astype(np.uint8)
-                    classes[~valid] = CLASS_NODATA
-                    if hook_classes:
-                        classes = hooks.postprocess_classes(classes, probs, row_off, context)
-                        classes[~valid] = CLASS_NODATA
+                def emit_rows(row_off: int, classes: np.ndarray, probs: np.ndarray,
+                              valid: np.ndarray) -> None:
+                    """Stages 5-6 for final rows: write the rasters, vectorise."""
                     if class_writer is not None:
                         class_writer.write(row_off, classes[None])
                     if prob_writer is not None:
@@ -316,6 +307,31 @@ def predict_scene(
                         arrays[0][:, row_off : row_off + n] = np.where(valid, probs, np.nan)
                         arrays[1][row_off : row_off + n] = classes
 
+                sieve = None
+                if vectorize.sieve_m2 > 0:
+                    from geounet.sieve import StripSieve
+
+                    size_px = int(np.ceil(vectorize.sieve_m2 / scene.gsd_m() ** 2))
+                    log.info("minimum mapping unit %.6g m2 = %d px", vectorize.sieve_m2, size_px)
+                    sieve = StripSieve(size_px, vectorize.connectivity, emit_rows)
+
+                def on_rows(row_off: int, probs: np.ndarray, covered: np.ndarray) -> None:
+                    window = Window(0, row_off, scene.width, probs.shape[1])
+                    valid = scene.read_valid(window) & covered
+                    state["valid_pixels"] += int(valid.sum())
+                    if meta.binary:
+                        classes = (probs[0] >= thr).astype(np.uint8)
+                    else:
+                        classes = probs.argmax(axis=0).astype(np.uint8)
+                    classes[~valid] = CLASS_NODATA
+                    if hook_classes:
+                        classes = hooks.postprocess_classes(classes, probs, row_off, context)
+                        classes[~valid] = CLASS_NODATA
+                    if sieve is not None:
+                        sieve.add(row_off, classes, probs, valid)
+                    else:
+                        emit_rows(row_off, classes, probs, valid)
+
                 stitcher = StripStitcher(plan, k, on_rows)
                 n_pred = 0
                 if client is not None:  # the workers read, scale and predict
@@ -331,6 +347,8 @@ def predict_scene(
                     stitcher.add(window, probs)
                     n_pred += 1
                 stitcher.finish()
+                if sieve is not None:
+                    sieve.finish()
                 vectorizer.finish()
                 if state["valid_pixels"] == 0:
                     raise EmptySceneError(

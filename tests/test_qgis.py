@@ -116,7 +116,7 @@ def test_script_is_listed_with_its_parameters(env):
     assert data["algorithm_details"]["name"] == DISPLAY_NAME
     params = data["parameters"]
     assert set(params) == {"INPUT", "MODEL", "BANDS", "TILE_SIZE", "OVERLAP", "THRESHOLD",
-                           "MIN_AREA", "SIMPLIFY", "FILL_HOLES", "SPLIT_TOUCHING",
+                           "MIN_AREA", "SIMPLIFY", "SIEVE", "FILL_HOLES", "SPLIT_TOUCHING",
                            "REGULARIZE", "TTA", "DEVICE", "PYTHON", "OUTPUT",
                            "PROBABILITY", "CLASS_RASTER"}
     assert params["PYTHON"]["is_advanced"] is True
@@ -141,12 +141,12 @@ def test_qgis_process_land_cover_model_with_class_raster(work, env):
 
     out = _outdir(work, "qp_landcover")
     params = {"INPUT": LANDSAT_SCENE, "MODEL": "landcover-landsat7", "DEVICE": "cpu",
-              "MIN_AREA": "5000", "PYTHON": sys.executable,
+              "SIEVE": "5000", "PYTHON": sys.executable,
               "OUTPUT": out / "landcover.gpkg", "CLASS_RASTER": out / "classes.tif"}
     proc, data = run_qgis_process(params, env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     expected = _predict_count(env, LANDSAT_SCENE, work / "lc_reference.gpkg",
-                              ["--model", "landcover-landsat7", "--min-area", "5000"])
+                              ["--model", "landcover-landsat7", "--sieve", "5000"])
     assert data["results"]["FOOTPRINT_COUNT"] == expected > 0
     names = set(pyogrio.read_dataframe(out / "landcover.gpkg", read_geometry=False)["class_name"])
     assert names <= {"developed", "agriculture", "herbaceous", "shrubland", "forest", "water",

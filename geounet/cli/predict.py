@@ -40,6 +40,10 @@ from geounet.cli.options import (
               help="Drop polygons smaller than this, in square metres.")
 @click.option("--simplify", type=float, default=0.0, show_default=True,
               help="Simplification tolerance in metres (0: none).")
+@click.option("--sieve", type=float, default=0.0, show_default=True, metavar="M2",
+              help="Minimum mapping unit: regions smaller than this (square metres) take the "
+                   "class of their largest neighbour, in the class raster and the polygons "
+                   "(GDAL's sieve). For land cover.")
 @click.option("--tta", type=click.Choice(["none", "flips", "d4"]), default="none",
               show_default=True,
               help="Test-time augmentation: average the probabilities of flipped (3 passes) or "
@@ -79,7 +83,7 @@ from geounet.cli.options import (
 @verbosity
 def predict_cmd(scenes, output, fmt, model, bands, tile_size, overlap, batch_size, device, precision,
                 channels_last,
-                threshold, min_area, simplify, tta, split_touching, split_h, fill_holes, regularize,
+                threshold, min_area, simplify, sieve, tta, split_touching, split_h, fill_holes, regularize,
                 regularize_tolerance, regularize_45, prob_out, prob_dtype, mask_out, cog, progress_kind,
                 scheduler, overwrite, quiet, verbose):
     """Segment SCENE(s) and write footprints/polygons to OUTPUT.
@@ -109,7 +113,7 @@ def predict_cmd(scenes, output, fmt, model, bands, tile_size, overlap, batch_siz
         tiling=TilingConfig(tile_size, overlap),
         predict=PredictConfig(device=device, batch_size=batch_size, precision=precision,
                               channels_last=channels_last, tta=tta),
-        vectorize=VectorizeConfig(min_area_m2=min_area, simplify_m=simplify,
+        vectorize=VectorizeConfig(min_area_m2=min_area, simplify_m=simplify, sieve_m2=sieve,
                                   split_touching=split_touching, split_h_m=split_h,
                                   fill_holes_m2=fill_holes,
                                   regularize=regularize,

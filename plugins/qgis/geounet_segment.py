@@ -96,6 +96,7 @@ class GeounetSegmentAlgorithm(QgsProcessingAlgorithm):
     THRESHOLD = "THRESHOLD"
     MIN_AREA = "MIN_AREA"
     SIMPLIFY = "SIMPLIFY"
+    SIEVE = "SIEVE"
     FILL_HOLES = "FILL_HOLES"
     SPLIT_TOUCHING = "SPLIT_TOUCHING"
     REGULARIZE = "REGULARIZE"
@@ -160,6 +161,8 @@ class GeounetSegmentAlgorithm(QgsProcessingAlgorithm):
             "land-cover classes; every pixel becomes part of a polygon with its class_name). "
             "Bands: the raster bands to feed the model, in its input order (default: the "
             "model's own). Tile size, overlap and threshold default to the model's values.\n\n"
+            "Minimum mapping unit (land cover): regions smaller than it take the class of "
+            "their largest neighbour, so the polygons still cover the raster.\n\n"
             "Footprint options: fill holes below an area, split touching buildings, "
             "regularise to right angles (falls back to the raw polygon when that changes it "
             "too much). Test-time augmentation averages flipped (3 passes) or flipped and "
@@ -204,6 +207,10 @@ class GeounetSegmentAlgorithm(QgsProcessingAlgorithm):
             type=QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0))
         self.addParameter(QgsProcessingParameterNumber(
             self.SIMPLIFY, self.tr("Simplification tolerance (m, 0: none)"),
+            type=QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.SIEVE, self.tr("Minimum mapping unit: merge smaller regions into their "
+                                "largest neighbour (m², 0: off)"),
             type=QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0))
         self.addParameter(QgsProcessingParameterNumber(
             self.FILL_HOLES, self.tr("Fill holes smaller than (m², 0: keep all)"),
@@ -384,7 +391,7 @@ class GeounetSegmentAlgorithm(QgsProcessingAlgorithm):
             args += ["--threshold", repr(self.parameterAsDouble(parameters, self.THRESHOLD,
                                                                  context))]
         for name, option in ((self.MIN_AREA, "--min-area"), (self.SIMPLIFY, "--simplify"),
-                             (self.FILL_HOLES, "--fill-holes")):
+                             (self.SIEVE, "--sieve"), (self.FILL_HOLES, "--fill-holes")):
             value = self.parameterAsDouble(parameters, name, context)
             if value:
                 args += [option, repr(value)]
