@@ -1,7 +1,7 @@
 """Footprint quality and time of the post-processing and test-time augmentation options.
 
 Usage: python benchmarks/footprints.py [--model buildings-atlanta] [--region east:0.333]
-       [--reps 3] [--variants all] [--workdir /tmp/geounet-footprints]
+       [--reps 3] [--variants all] [--workdir /tmp/geounet-footprints] [--synthetic N]
 
 Runs ``geounet.predict`` on the bundled Atlanta sample (SpaceNet, 0.5 m) once per variant
 (baseline, ``--split-touching``, ``--regularize``, ``--fill-holes``, ``--tta flips|d4``, and

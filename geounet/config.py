@@ -8,6 +8,7 @@ construction (as rasterio's ``Window`` does) and raises a subclass of
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -187,13 +188,19 @@ class VectorizeConfig:
     regularize_min_iou: float = 0.7
 
     def __post_init__(self) -> None:
-        for name in ("sieve_m2", "split_h_m", "fill_holes_m2", "regularize_tolerance_m",
-                     "regularize_max_area_change"):
-            if getattr(self, name) < 0:
+        for name in ("sieve_m2", "split_h_m", "fill_holes_m2",
+                     "regularize_tolerance_m", "regularize_max_area_change"):
+            value = getattr(self, name)
+            if not value >= 0 or (math.isinf(value) and name != "fill_holes_m2"):
                 raise GeounetError(
-                    f"{name.replace('_', ' ')} {getattr(self, name)} is negative: expected 0 "
-                    "or more"
+                    f"{name.replace('_', ' ')} {value} is not a finite number of 0 or more"
+                    + (" (inf fills every hole)" if name == "fill_holes_m2" else "")
                 )
+        if self.split_touching and self.split_h_m <= 0:
+            raise GeounetError(
+                f"split height {self.split_h_m} m must be positive for --split-touching; pass "
+                "e.g. --split-h 1.0"
+            )
         if self.regularize_tolerance_m <= 0:
             raise GeounetError(
                 f"regularize tolerance {self.regularize_tolerance_m} m must be positive, e.g. "
@@ -203,13 +210,15 @@ class VectorizeConfig:
             raise GeounetError(
                 f"regularize min IoU {self.regularize_min_iou} is outside 0..1"
             )
-        if self.min_area_m2 < 0:
+        if not self.min_area_m2 >= 0:
             raise GeounetError(
-                f"min area {self.min_area_m2} m2 is negative: expected 0 or more square metres"
+                f"min area {self.min_area_m2} m2 is negative or not a number: expected 0 or "
+                "more square metres"
             )
-        if self.simplify_m < 0:
+        if not 0 <= self.simplify_m < math.inf:
             raise GeounetError(
-                f"simplify tolerance {self.simplify_m} m is negative: expected 0 or more metres"
+                f"simplify tolerance {self.simplify_m} m is negative or not finite: expected "
+                "0 or more metres"
             )
         if self.connectivity not in (4, 8):
             raise GeounetError(f"connectivity {self.connectivity} must be 4 or 8")

@@ -4,8 +4,8 @@ Every function takes a GeoDataFrame of footprints (geounet's columns
 ``class_id``, ``class_name``, ``area_m2``, ``score``, ``geometry``; any other
 columns are carried along) and returns a new one with the same columns, the
 same CRS and a fresh ``0..n-1`` index. Rows whose geometry changed (or whose
-``area_m2`` is NaN or missing) get a new ``area_m2``; every other attribute comes from the source polygon (pieces of a
-split polygon copy their parent's). Unchanged rows keep their geometry object
+``area_m2`` is NaN or missing) get a new ``area_m2``; every other attribute
+comes from the source polygon (pieces of a split polygon copy their parent's). Unchanged rows keep their geometry object
 as is. Outputs are valid (``shapely.is_valid``) Polygons or MultiPolygons;
 empty and missing geometries are dropped.
 

@@ -320,12 +320,6 @@ def evaluate_classes(
         shape, transform, crs = ds.shape, ds.transform, ds.crs
     gdf, truth_names = load_labels(truth, crs, label_column, class_map=class_map,
                                    unlabelled="ignore")
-    unknown = sorted(set(truth_names) - set(names))
-    if unknown:
-        raise GeounetError(
-            f"truth classes {unknown} are not classes of {str(pred)!r} ({', '.join(names)}); "
-            "map the label values to them with --classes VALUE=NAME,..."
-        )
     if rows is not None:
         missing = sorted(set(rows) - set(gdf["row"]))
         if missing:
@@ -334,10 +328,23 @@ def evaluate_classes(
                 f"0..{int(gdf['row'].max())} with a class)"
             )
         gdf = gdf[gdf["row"].isin(rows)]
-    lut = np.array([names.index(n) for n in truth_names])
+    present = [truth_names[i] for i in sorted(set(gdf["class_id"]))]
+    unknown = sorted(set(present) - set(names))
+    if unknown:
+        raise GeounetError(
+            f"truth classes {unknown} are not classes of {str(pred)!r} ({', '.join(names)}); "
+            "map the label values to them with --classes VALUE=NAME,..."
+        )
+    lut = np.array([names.index(n) if n in names else -1 for n in truth_names])
     gdf = gdf.assign(class_id=lut[gdf["class_id"].to_numpy()])
     lab = burn_labels(gdf, shape[1], shape[0], transform, IGNORE)
-    sel = (lab != IGNORE) & valid & (arr < len(names))
+    sel = (lab != IGNORE) & valid
+    if sel.any() and int(arr[sel].max()) >= len(names):
+        raise GeounetError(
+            f"class raster {str(pred)!r} holds class id {int(arr[sel].max())} but only "
+            f"{len(names)} class names are known ({', '.join(names)}); give every class, in "
+            "id order, with --raster-classes"
+        )
     if region:
         win = parse_region(region, shape[1], shape[0], transform)
         rs, cs = window_slices(win)

@@ -311,9 +311,10 @@ def predict_scene(
                 if vectorize.sieve_m2 > 0:
                     from geounet.sieve import StripSieve
 
-                    size_px = int(np.ceil(vectorize.sieve_m2 / scene.gsd_m() ** 2))
+                    size_px = int(np.ceil(vectorize.sieve_m2 / scene.pixel_area_m2()))
                     log.info("minimum mapping unit %.6g m2 = %d px", vectorize.sieve_m2, size_px)
-                    sieve = StripSieve(size_px, vectorize.connectivity, emit_rows)
+                    sieve = StripSieve(size_px, vectorize.connectivity, emit_rows,
+                                       height=scene.height)
 
                 def on_rows(row_off: int, probs: np.ndarray, covered: np.ndarray) -> None:
                     window = Window(0, row_off, scene.width, probs.shape[1])

@@ -1,19 +1,19 @@
 """Training a segmentation model on a scene and its label polygons.
 
-Labels are rasterised in the scene's grid (``rasterio.features.rasterize``,
-pixel-centre rule). A rectangular validation region is held out spatially: its
-labels never reach the loss, and training windows are drawn outside it when
-they fit. Sparse labels (land cover digitised as a few polygons) are trained
-with ``unlabelled="ignore"``: pixels outside every polygon are left out of the
-loss instead of counting as background, and whole polygons, a seeded fraction
-of each class, can be held out for validation (``val_polygons``) so that the
-pixels of one polygon are never split between training and validation. Each step takes random tiles with random flips and 90-degree
-rotations. The loss is BCE + soft Dice for a binary model (Milletari et al.
-2016, V-Net) and cross-entropy for several classes; pixels labelled
-:data:`IGNORE` (nodata, or the validation region) are left out of both. The
-optimiser is Adam (Kingma and Ba 2015). After each epoch the validation region
-is predicted with the same tiling and blending as ``geounet predict`` and the
-checkpoint with the best validation IoU is kept.
+Labels are rasterised in the scene's grid (``rasterio.features.rasterize``, pixel-centre
+rule). A rectangular validation region is held out spatially: its labels never reach the
+loss, and training windows are drawn outside it when they fit. Sparse labels (land cover
+digitised as a few polygons) are trained with ``unlabelled="ignore"``: pixels outside
+every polygon are left out of the loss instead of counting as background, and whole
+polygons, a seeded fraction of each class, can be held out for validation
+(``val_polygons``) so that the pixels of one polygon are never split between training
+and validation. Each step takes random tiles with random flips and 90-degree rotations.
+The loss is BCE + soft Dice for a binary model (Milletari et al. 2016, V-Net) and cross-
+entropy for several classes; pixels labelled :data:`IGNORE` (nodata, or the validation
+region) are left out of both. The optimiser is Adam (Kingma and Ba 2015). After each
+epoch the held-out region or polygons are predicted with the same tiling and blending as
+``geounet predict``, and the checkpoint with the best validation IoU is kept (or the
+last one, ``keep="last"``).
 """
 
 from __future__ import annotations
@@ -124,6 +124,13 @@ class TrainConfig:
                 f"validation polygon fraction {self.val_polygons} must be between 0 and 1 "
                 "(exclusive), e.g. --val-polygons 0.3"
             )
+        if self.val_polygons is not None and self.unlabelled != "ignore":
+            raise GeounetError(
+                f"--val-polygons {self.val_polygons} holds out whole polygons, which only "
+                "scores sparse labels: with dense labels (--unlabelled background) the held-out "
+                "pixels would all be foreground and any model that predicts everything would "
+                "score 1.0; pass --unlabelled ignore, or hold out a region with --val-region"
+            )
         if self.class_map is not None and self.label_column is None:
             raise GeounetError("a class map needs a label column: pass --label-column too")
         if self.lr_schedule not in ("cosine", "constant"):
@@ -230,7 +237,7 @@ def load_labels(
             )
         values = gdf[label_column].map(lambda v: None if v is None or v != v else _text(v))
         if class_map is None:
-            class_map = {v: v for v in sorted(set(values.dropna()))}
+            class_map = {v: v for v in sorted(set(values.dropna()), key=_natural)}
         names = list(dict.fromkeys(class_map.values()))
         ids = {v: names.index(n) + first for v, n in class_map.items()}
         gdf = gdf.assign(class_id=values.map(ids))
@@ -247,6 +254,14 @@ def load_labels(
         gdf = gdf.assign(class_id=gdf["class_id"].astype(int))
     classes = (["background"] if first else []) + names
     return gdf, classes
+
+
+def _natural(value: str):
+    """Sort key: numeric codes by value (1, 2, 11), other text alphabetically after them."""
+    try:
+        return (0, float(value), "")
+    except ValueError:
+        return (1, 0.0, value)
 
 
 def _text(value) -> str:
@@ -460,6 +475,13 @@ def train(
         raise EmptySceneError(f"every pixel of training scene {str(scene)!r} is nodata")
     gdf, classes = load_labels(labels, crs, config.label_column, config.class_name,
                                config.class_map, config.unlabelled)
+    if len(classes) < 2:
+        raise LabelError(
+            f"labels {str(labels)!r} give one class ({classes[0]!r}) and no background: a "
+            "model needs two classes or more; with sparse labels (--unlabelled ignore) give "
+            "a --label-column with several values (and --classes), or use --unlabelled "
+            "background for a binary model"
+        )
     fill = 0 if config.unlabelled == "background" else IGNORE
     held = (hold_out_polygons(gdf["class_id"].to_numpy(), config.val_polygons, config.seed)
             if config.val_polygons else np.zeros(len(gdf), bool))
@@ -507,6 +529,9 @@ def train(
             f"--tile-size {-(-config.tile_size_px // pad_multiple) * pad_multiple}"
         )
     weight = None
+    if binary and config.class_weighting == "balanced":
+        log.warning("class weighting 'balanced' applies to multi-class models; this one is "
+                    "binary (BCE + Dice), so it is not weighted")
     if not binary and config.class_weighting == "balanced":
         counts = np.bincount(train_lab[train_lab != IGNORE], minlength=len(classes))
         freq = counts / max(1, counts.sum())

@@ -344,3 +344,41 @@ def test_train_and_evaluate_sparse_labels_from_the_cli(tmp_path, runner):
                             "buildings-atlanta"])
     assert r.exit_code == 1 and "records no held-out polygons" in r.output
     assert "Traceback" not in r.output
+
+
+def test_evaluate_and_predict_refuse_bad_values_in_one_line(tmp_path, runner):
+    from conftest import LANDSAT_LABELS, LANDSAT_SCENE, SAMPLE_LABELS
+
+    classes = tmp_path / "c.tif"
+    r = runner.invoke(cli, ["predict", str(LANDSAT_SCENE), "-o", str(tmp_path / "p.gpkg"),
+                            "--model", "landcover-landsat7", "--mask-out", str(classes), "-q"])
+    assert r.exit_code == 0, r.output
+    cases = [
+        (["evaluate", str(classes), str(LANDSAT_LABELS), "--label-column", "label",
+          "--rows", "1,x"], "--rows"),
+        (["evaluate", str(classes), str(SAMPLE_LABELS), "--held-out-of",
+          "landcover-landsat7"], "is not the label file"),
+        (["evaluate", str(classes), str(LANDSAT_LABELS), "--held-out-of",
+          "landcover-landsat7", "--rows", "1"], "not both"),
+        (["evaluate", str(classes), str(LANDSAT_LABELS), "--label-column", "label",
+          "--rows", "0,1,2,3", "--raster-classes", "developed,agriculture"],
+         "holds class id"),
+        (["predict", str(LANDSAT_SCENE), "-o", str(tmp_path / "x.gpkg"), "--sieve", "inf"],
+         "sieve"),
+        (["predict", str(LANDSAT_SCENE), "-o", str(tmp_path / "x.gpkg"), "--fill-holes",
+          "nan"], "fill holes"),
+        (["predict", str(LANDSAT_SCENE), "-o", str(tmp_path / "x.gpkg"), "--split-touching",
+          "--split-h", "0"], "--split-h"),
+    ]
+    for args, needle in cases:
+        r = runner.invoke(cli, args)
+        assert r.exit_code != 0 and needle in r.output, (args, r.output)
+        assert "Traceback" not in r.output and len(r.output.strip().splitlines()) <= 4
+    assert not (tmp_path / "x.gpkg").exists()
+
+
+def test_sieve_larger_than_a_small_scene_works(tmp_path, runner, model_file):
+    scene = random_scene(tmp_path / "small.tif", 60, 40)
+    r = runner.invoke(cli, ["predict", str(scene), "-o", str(tmp_path / "s.gpkg"), "--model",
+                            str(model_file), "--sieve", "10000", "-q"])
+    assert r.exit_code == 0, r.output

@@ -102,3 +102,28 @@ def test_landcover_model_reproduces_its_heldout_figures(tmp_path, runner):
         for key, readme_v in zip(("iou", "precision", "recall", "f1"), (iou, prec, rec, f1)):
             assert got[key] == pytest.approx(readme_v, abs=0.01), (name, key)
             assert ev["per_class"][name][key] == pytest.approx(readme_v, abs=5e-5), (name, key)
+
+
+def test_landcover_minimum_mapping_unit_figures(tmp_path, runner):
+    """The README's --sieve table: polygon counts and held-out figures from fresh runs."""
+    from conftest import LANDSAT_LABELS, LANDSAT_SCENE
+
+    text = (ROOT / "README.md").read_text()
+    rows = re.findall(r"^\| (none|`--sieve (\d+)`) \| (\d+) \| ([0-9.]+) \| ([0-9.]+) \|",
+                      text, re.M)
+    assert len(rows) == 3, "README has no minimum mapping unit table"
+    for label, value, n_polys, acc, miou in rows:
+        sieve = value or "0"
+        classes = tmp_path / f"lc{sieve}.tif"
+        out = tmp_path / f"{sieve}.gpkg"
+        r = runner.invoke(cli, ["predict", str(LANDSAT_SCENE), "-o", str(out),
+                                "--model", "landcover-landsat7", "--mask-out", str(classes),
+                                "--sieve", sieve, "--device", "cpu", "-q"])
+        assert r.exit_code == 0, r.output
+        # counts are exact on the machine that made them; 2 % of slack for other CPUs
+        assert len(gpd.read_file(out)) == pytest.approx(int(n_polys), rel=0.02), label
+        r = runner.invoke(cli, ["evaluate", str(classes), str(LANDSAT_LABELS), "--held-out-of",
+                                "landcover-landsat7", "--json", "-"])
+        fresh = json.loads(r.output)["classes"]
+        assert fresh["overall_accuracy"] == pytest.approx(float(acc), abs=0.01), label
+        assert fresh["mean_iou"] == pytest.approx(float(miou), abs=0.01), label

@@ -161,3 +161,24 @@ def test_class_map_errors(tmp_path):
         TrainConfig(class_map={"1": "a"})
     with pytest.raises(Exception, match="between 0 and 1"):
         TrainConfig(val_polygons=1.0)
+
+
+def test_sparse_training_refuses_settings_that_cannot_work(tmp_path):
+    scene, labels = sparse_landcover(tmp_path)
+    with pytest.raises(Exception, match="predicts everything would score 1.0"):
+        TrainConfig(val_polygons=0.3)  # dense labels: held-out polygons are all foreground
+    cfg = dict(CFG, epochs=1, steps_per_epoch=1, val_region=None)
+    with pytest.raises(LabelError, match="one class"):
+        train(scene, labels, tmp_path / "one.safetensors",
+              TrainConfig(unlabelled="ignore", **cfg))  # every polygon one class, no background
+    assert not (tmp_path / "one.safetensors").exists()
+
+
+def test_numeric_codes_sort_by_value(tmp_path):
+    from geounet.training import load_labels
+
+    path = tmp_path / "codes.gpkg"
+    gpd.GeoDataFrame({"code": [11, 2, 1]}, geometry=[shapely.box(0, 0, 1, 1)] * 3,
+                     crs="EPSG:32616").to_file(path)
+    _, classes = load_labels(path, "EPSG:32616", "code", unlabelled="ignore")
+    assert classes == ["1", "2", "11"]

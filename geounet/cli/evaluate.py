@@ -37,22 +37,37 @@ def evaluate_cmd(pred, truth, region, grid, iou_threshold, label_column, class_s
                  raster_classes, rows, held_out_of, json_out, quiet, verbose):
     """Score PRED (class raster or footprints) against TRUTH (raster or polygons)."""
     import json
+    from pathlib import Path
 
     from geounet.cli.options import parse_class_map
     from geounet.metrics import evaluate
 
     class_map = parse_class_map(class_spec)
-    row_list = [int(v) for v in rows.split(",")] if rows else None
+    try:
+        row_list = [int(v) for v in rows.split(",")] if rows else None
+    except ValueError:
+        raise click.BadParameter(f"{rows!r} is not a list of row numbers, e.g. --rows 2,6,9",
+                                 param_hint="--rows") from None
     if held_out_of:
         from geounet.errors import GeounetError
         from geounet.models.modelfile import read_metadata, resolve_model_path
+        from geounet.training import _sha256
 
+        if rows:
+            raise click.UsageError("give --rows or --held-out-of, not both")
         training = read_metadata(resolve_model_path(held_out_of)).training
         held = training.get("held_out_rows")
         if not held:
             raise GeounetError(
                 f"model {held_out_of!r} records no held-out polygons (train it with "
                 "--val-polygons); pass --rows instead"
+            )
+        want = training.get("labels_sha256")
+        if want and Path(truth).is_file() and _sha256(truth) != want:
+            raise GeounetError(
+                f"{truth!r} is not the label file model {held_out_of!r} was trained on "
+                f"({training.get('labels')!r}, SHA-256 {want[:12]}...): its held-out rows "
+                "would select other polygons; pass that file, or --rows"
             )
         row_list = [int(v) for v in held]
         cfg = training.get("config", {})

@@ -81,10 +81,10 @@ from geounet.cli.options import (
                    "cluster of N worker processes. Needs geounet[dask].")
 @overwrite_opt
 @verbosity
-def predict_cmd(scenes, output, fmt, model, bands, tile_size, overlap, batch_size, device, precision,
-                channels_last,
-                threshold, min_area, simplify, sieve, tta, split_touching, split_h, fill_holes, regularize,
-                regularize_tolerance, regularize_45, prob_out, prob_dtype, mask_out, cog, progress_kind,
+def predict_cmd(scenes, output, fmt, model, bands, tile_size, overlap, batch_size, device,
+                precision, channels_last, threshold, min_area, simplify, sieve, tta,
+                split_touching, split_h, fill_holes, regularize, regularize_tolerance,
+                regularize_45, prob_out, prob_dtype, mask_out, cog, progress_kind,
                 scheduler, overwrite, quiet, verbose):
     """Segment SCENE(s) and write footprints/polygons to OUTPUT.
 

@@ -66,7 +66,8 @@ from geounet.cli.options import bands_opt, device_opt, overwrite_opt, parse_kv, 
 def train_cmd(scene, labels, output, arch, base_channels, depth, encoder, encoder_weights,
               arch_arg, bands, band_names, label_column, class_name, class_spec, unlabelled,
               val_polygons, class_weighting, epochs, steps_per_epoch,
-              batch_size, tile_size, overlap, lr, lr_schedule, seed, val_region, keep, name, device, overwrite,
+              batch_size, tile_size, overlap, lr, lr_schedule, seed, val_region, keep, name,
+              device, overwrite,
               quiet, verbose):
     """Train a model on SCENE with label polygons LABELS."""
     from pathlib import Path

@@ -188,6 +188,21 @@ class Scene:
         factor = self.crs.linear_units_factor[1] if self.crs.linear_units else 1.0
         return 0.5 * (xres + yres) * factor
 
+    def pixel_area_m2(self) -> float:
+        """Approximate ground area of one pixel in square metres (x size times y size).
+
+        Projected CRSs use their linear unit; geographic CRSs use the length of
+        a degree of longitude and latitude at the scene's centre latitude on the
+        WGS84 mean radius.
+        """
+        xres, yres = self.dataset.res
+        if self.crs.is_geographic:
+            lat = (self.dataset.bounds.top + self.dataset.bounds.bottom) / 2
+            m_per_deg = math.pi / 180 * 6_371_008.8
+            return xres * m_per_deg * math.cos(math.radians(lat)) * yres * m_per_deg
+        factor = self.crs.linear_units_factor[1] if self.crs.linear_units else 1.0
+        return xres * yres * factor**2
+
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         """Read the selected bands and validity of a window.
 

@@ -22,7 +22,8 @@ from geounet.models.registry import DEFAULT_MODEL, architectures, build_model, b
 log = logging.getLogger(__name__)
 
 FORMAT_NAME = "geounet-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""Version 2 added ``background_class`` and ``class_colors`` (version 1 files still load)."""
 METADATA_KEY = "geounet"
 
 
