@@ -248,14 +248,11 @@ def class_metrics(cm: np.ndarray, classes: list[str], polygons: int = 0) -> Clas
     )
 
 
-def raster_class_names(path) -> list[str] | None:
-    """Class names stored in a geounet class raster (tag ``CLASS_NAMES``), or None."""
+def _tag_class_names(tags: dict) -> list[str] | None:
+    """Class names from a geounet class raster's tags (``CLASS_NAMES``), or None."""
     import json
 
-    from geounet.io.read import open_raster
-
-    with open_raster(path) as ds:
-        text = ds.tags().get("CLASS_NAMES")
+    text = tags.get("CLASS_NAMES")
     try:
         names = json.loads(text) if text else None
     except ValueError:
@@ -263,14 +260,54 @@ def raster_class_names(path) -> list[str] | None:
     return [str(n) for n in names] if isinstance(names, list) else None
 
 
+def held_out_selection(model, truth) -> tuple[list[int], str | None, dict | None]:
+    """The truth polygons a model held out in training (``geounet train --val-polygons``).
+
+    Args:
+        model: Model file path or bundled model name.
+        truth: The label file to score; it must be the one the model was
+            trained on (checked by SHA-256), since rows are positions in it.
+
+    Returns:
+        ``(rows, label_column, class_map)`` from the model's ``training``
+        metadata (``held_out_rows`` and its training config).
+
+    Raises:
+        GeounetError: if the model records no held-out polygons, or ``truth``
+            is not its label file.
+    """
+    from geounet.models.modelfile import read_metadata, resolve_model_path
+    from geounet.training import _sha256
+
+    training = read_metadata(resolve_model_path(model)).training
+    held = training.get("held_out_rows")
+    if not held:
+        raise GeounetError(
+            f"model {model!r} records no held-out polygons (train it with "
+            "--val-polygons); pass --rows instead"
+        )
+    want = training.get("labels_sha256")
+    if want and Path(truth).is_file() and _sha256(truth) != want:
+        raise GeounetError(
+            f"{truth!r} is not the label file model {model!r} was trained on "
+            f"({training.get('labels')!r}, SHA-256 {want[:12]}...): its held-out rows "
+            "would select other polygons; pass that file, or --rows"
+        )
+    cfg = training.get("config", {})
+    class_map = ({str(k): v for k, v in cfg["class_map"].items()} if cfg.get("class_map")
+                 else None)
+    return [int(v) for v in held], cfg.get("label_column"), class_map
+
+
 def evaluate_classes(
     pred: str | os.PathLike,
     truth: str | os.PathLike,
-    label_column: str,
+    label_column: str | None = None,
     class_map: dict[str, str] | None = None,
     classes: list[str] | None = None,
     rows: list[int] | None = None,
     region: str | None = None,
+    held_out_of=None,
 ) -> EvaluationResult:
     """Score a predicted class raster against multi-class truth polygons.
 
@@ -287,6 +324,9 @@ def evaluate_classes(
         rows: 0-based feature positions of the truth polygons to score
             (default: all), e.g. a model's ``training.held_out_rows``.
         region: Only pixels in this region (see :mod:`geounet.regions`).
+        held_out_of: A model (path or bundled name): score the polygons it
+            held out (:func:`held_out_selection`), with its label column and
+            class map unless given.
 
     Returns:
         :class:`EvaluationResult` with :attr:`~EvaluationResult.classes`.
@@ -294,12 +334,22 @@ def evaluate_classes(
     Raises:
         InputNotFoundError: for a missing file.
         GeounetError: if the class names are unknown, a truth value is not
-            one of them, or no pixel is left to score.
+            one of them, no label column is known, ``rows`` and
+            ``held_out_of`` are both given, or no pixel is left to score.
     """
     from geounet.io.read import open_raster
     from geounet.regions import parse_region, window_slices
     from geounet.training import IGNORE, burn_labels, load_labels
 
+    if held_out_of is not None:
+        if rows is not None:
+            raise GeounetError("give rows or held_out_of (--rows or --held-out-of), not both")
+        rows, model_column, model_map = held_out_selection(held_out_of, truth)
+        label_column = label_column or model_column
+        class_map = class_map if class_map is not None else model_map
+    if label_column is None:
+        raise GeounetError("multi-class evaluation needs the truth's label column: pass "
+                           "--label-column")
     for p in (pred, truth):
         if not Path(p).exists():
             raise InputNotFoundError(f"{str(p)!r} does not exist; check the path")
@@ -308,13 +358,13 @@ def evaluate_classes(
             f"multi-class evaluation needs a class raster as PRED, not {str(pred)!r}; write one "
             "with geounet predict --mask-out CLASSES.tif"
         )
-    names = classes or raster_class_names(pred)
-    if not names:
-        raise GeounetError(
-            f"class raster {str(pred)!r} does not name its classes (no CLASS_NAMES tag); pass "
-            "them in id order, e.g. --raster-classes developed,forest,water"
-        )
     with open_raster(pred) as ds:
+        names = classes or _tag_class_names(ds.tags())
+        if not names:
+            raise GeounetError(
+                f"class raster {str(pred)!r} does not name its classes (no CLASS_NAMES tag); "
+                "pass them in id order, e.g. --raster-classes developed,forest,water"
+            )
         arr = ds.read(1)
         valid = ds.read_masks(1) > 0
         shape, transform, crs = ds.shape, ds.transform, ds.crs
@@ -403,10 +453,11 @@ def evaluate(
     class_map: dict[str, str] | None = None,
     classes: list[str] | None = None,
     rows: list[int] | None = None,
+    held_out_of=None,
 ) -> EvaluationResult:
     """Score a prediction against ground truth.
 
-    With ``label_column`` the evaluation is multi-class
+    With ``label_column`` or ``held_out_of`` the evaluation is multi-class
     (:func:`evaluate_classes`: confusion matrix, per-class IoU, mean IoU);
     without it, binary (foreground pixel metrics and the SpaceNet building
     metric).
@@ -418,8 +469,8 @@ def evaluate(
         region: Part of the grid to score (see :mod:`geounet.regions`).
         grid: Raster whose grid is used when both inputs are vectors.
         iou_threshold: IoU of a footprint match (0.5 in SpaceNet).
-        label_column, class_map, classes, rows: Multi-class evaluation (see
-            :func:`evaluate_classes`).
+        label_column, class_map, classes, rows, held_out_of: Multi-class
+            evaluation (see :func:`evaluate_classes`).
 
     Returns:
         :class:`EvaluationResult`.
@@ -428,8 +479,9 @@ def evaluate(
         InputNotFoundError: for a missing file.
         GeounetError: if no raster grid is available, or grids differ.
     """
-    if label_column is not None:
-        return evaluate_classes(pred, truth, label_column, class_map, classes, rows, region)
+    if label_column is not None or held_out_of is not None:
+        return evaluate_classes(pred, truth, label_column, class_map, classes, rows, region,
+                                held_out_of)
     from rasterio.features import rasterize
     from rasterio.windows import bounds as window_bounds
 

@@ -50,6 +50,22 @@ def _metric(gdf: gpd.GeoDataFrame) -> tuple[gpd.GeoSeries, float]:
     return gdf.geometry, float(factor or 1.0)
 
 
+def product_mask(classes: np.ndarray, background: int | None = 0) -> np.ndarray:
+    """Pixels that become polygons: not nodata and not the background class.
+
+    Args:
+        classes: ``(h, w)`` uint8 class ids.
+        background: Background class id, or ``None`` (every class is a product).
+
+    Returns:
+        ``(h, w)`` bool.
+    """
+    mask = classes != CLASS_NODATA
+    if background is not None:
+        mask &= classes != background
+    return mask
+
+
 def polygons_from_classes(
     classes: np.ndarray,
     transform,
@@ -75,7 +91,7 @@ def polygons_from_classes(
         than shapely objects to hand to ``rasterize``).
     """
     if mask is None:
-        mask = (classes != 0) & (classes != CLASS_NODATA)
+        mask = product_mask(classes)
     raw = list(features.shapes(classes, mask=mask, transform=transform,
                                connectivity=connectivity))
     geoms = _polygons_from_geojson([g for g, _ in raw])
@@ -196,9 +212,7 @@ def vectorize(
     """
     config = config or VectorizeConfig()
     if mask is None:
-        mask = classes != CLASS_NODATA
-        if background is not None:
-            mask &= classes != background
+        mask = product_mask(classes, background)
     geoms, ids = polygons_from_classes(classes, transform, mask, config.connectivity)
     if not geoms:
         return empty_frame(crs)
@@ -375,9 +389,7 @@ class StreamingVectorizer:
             raise ValueError(f"strip at row {row_off} does not follow row {self._row}")
         n = classes.shape[0]
         if mask is None:
-            mask = classes != CLASS_NODATA
-            if self.background is not None:
-                mask &= classes != self.background
+            mask = product_mask(classes, self.background)
         t = Affine.translation(0, row_off)
         geoms, ids, raw = polygons_from_classes(classes, t, mask, self.config.connectivity,
                                                 with_geojson=True)

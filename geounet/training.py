@@ -327,12 +327,17 @@ def rasterize_labels(
     gdf, classes = load_labels(labels_path, crs, label_column, class_name, class_map, unlabelled)
     fill = 0 if unlabelled == "background" else IGNORE
     labels = burn_labels(gdf, width, height, transform, fill)
+    _require_overlap(labels, fill, labels_path)
+    return labels, classes
+
+
+def _require_overlap(labels: np.ndarray, fill: int, labels_path) -> None:
+    """Raise LabelError when no pixel of the burned ``labels`` differs from ``fill``."""
     if not (labels != fill).any():
         raise LabelError(
             f"labels {str(labels_path)!r} do not overlap the scene (after reprojection to the "
             "scene's CRS); check that they belong to this scene"
         )
-    return labels, classes
 
 
 def hold_out_polygons(class_ids: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -405,17 +410,14 @@ def iou_from_labels(pred: np.ndarray, truth: np.ndarray, n_classes: int,
         n_classes: Number of classes including background.
         background: Background class id, or ``None`` (no background class).
     """
+    from geounet.metrics import class_metrics, confusion_matrix
+
     sel = truth != IGNORE
-    p, t = pred[sel].astype(np.int64), truth[sel].astype(np.int64)
-    binary = n_classes == 2 and background == 0
-    classes = [1] if binary else [c for c in range(n_classes) if np.any(t == c)]
-    ious = []
-    for c in classes:
-        inter = np.sum((p == c) & (t == c))
-        union = np.sum((p == c) | (t == c))
-        if union:
-            ious.append(inter / union)
-    return float(np.mean(ious)) if ious else 0.0
+    names = [str(c) for c in range(n_classes)]
+    m = class_metrics(confusion_matrix(pred[sel], truth[sel], n_classes), names)
+    if n_classes == 2 and background == 0:
+        return m.per_class["1"]["iou"] or 0.0
+    return m.mean_iou
 
 
 def train(
@@ -486,11 +488,7 @@ def train(
     held = (hold_out_polygons(gdf["class_id"].to_numpy(), config.val_polygons, config.seed)
             if config.val_polygons else np.zeros(len(gdf), bool))
     train_lab = burn_labels(gdf[~held], width, height, transform, fill)
-    if not (train_lab != fill).any():
-        raise LabelError(
-            f"labels {str(labels)!r} do not overlap the scene (after reprojection to the "
-            "scene's CRS); check that they belong to this scene"
-        )
+    _require_overlap(train_lab, fill, labels)
     # validation truth: the held-out region's labels, and the held-out polygons' pixels
     val_lab = np.full((height, width), IGNORE, np.uint8)
     if held.any():

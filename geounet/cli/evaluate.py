@@ -37,7 +37,6 @@ def evaluate_cmd(pred, truth, region, grid, iou_threshold, label_column, class_s
                  raster_classes, rows, held_out_of, json_out, quiet, verbose):
     """Score PRED (class raster or footprints) against TRUTH (raster or polygons)."""
     import json
-    from pathlib import Path
 
     from geounet.cli.options import parse_class_map
     from geounet.metrics import evaluate
@@ -48,37 +47,14 @@ def evaluate_cmd(pred, truth, region, grid, iou_threshold, label_column, class_s
     except ValueError:
         raise click.BadParameter(f"{rows!r} is not a list of row numbers, e.g. --rows 2,6,9",
                                  param_hint="--rows") from None
-    if held_out_of:
-        from geounet.errors import GeounetError
-        from geounet.models.modelfile import read_metadata, resolve_model_path
-        from geounet.training import _sha256
-
-        if rows:
-            raise click.UsageError("give --rows or --held-out-of, not both")
-        training = read_metadata(resolve_model_path(held_out_of)).training
-        held = training.get("held_out_rows")
-        if not held:
-            raise GeounetError(
-                f"model {held_out_of!r} records no held-out polygons (train it with "
-                "--val-polygons); pass --rows instead"
-            )
-        want = training.get("labels_sha256")
-        if want and Path(truth).is_file() and _sha256(truth) != want:
-            raise GeounetError(
-                f"{truth!r} is not the label file model {held_out_of!r} was trained on "
-                f"({training.get('labels')!r}, SHA-256 {want[:12]}...): its held-out rows "
-                "would select other polygons; pass that file, or --rows"
-            )
-        row_list = [int(v) for v in held]
-        cfg = training.get("config", {})
-        label_column = label_column or cfg.get("label_column")
-        if class_map is None and cfg.get("class_map"):
-            class_map = {str(k): v for k, v in cfg["class_map"].items()}
+    if held_out_of and rows:
+        raise click.UsageError("give --rows or --held-out-of, not both")
     if row_list is not None and label_column is None:
         raise click.UsageError("--rows/--held-out-of score labelled polygons: pass --label-column")
     res = evaluate(pred, truth, region=region, grid=grid, iou_threshold=iou_threshold,
                    label_column=label_column, class_map=class_map,
-                   classes=raster_classes.split(",") if raster_classes else None, rows=row_list)
+                   classes=raster_classes.split(",") if raster_classes else None, rows=row_list,
+                   held_out_of=held_out_of)
     if json_out == "-":
         click.echo(json.dumps(res.to_dict(), indent=2))
     else:

@@ -174,22 +174,8 @@ class Scene:
         """The dataset's rasterio profile."""
         return dict(self.dataset.profile)
 
-    def gsd_m(self) -> float:
-        """Approximate ground sample distance in metres per pixel (mean of x and y).
-
-        Projected CRSs use their linear unit; geographic CRSs use the length of
-        a degree at the scene's centre latitude on the WGS84 mean radius.
-        """
-        xres, yres = self.dataset.res
-        if self.crs.is_geographic:
-            lat = (self.dataset.bounds.top + self.dataset.bounds.bottom) / 2
-            m_per_deg = math.pi / 180 * 6_371_008.8
-            return 0.5 * (xres * m_per_deg * math.cos(math.radians(lat)) + yres * m_per_deg)
-        factor = self.crs.linear_units_factor[1] if self.crs.linear_units else 1.0
-        return 0.5 * (xres + yres) * factor
-
-    def pixel_area_m2(self) -> float:
-        """Approximate ground area of one pixel in square metres (x size times y size).
+    def pixel_size_m(self) -> tuple[float, float]:
+        """Approximate ground size of one pixel in metres, ``(x, y)``.
 
         Projected CRSs use their linear unit; geographic CRSs use the length of
         a degree of longitude and latitude at the scene's centre latitude on the
@@ -199,9 +185,21 @@ class Scene:
         if self.crs.is_geographic:
             lat = (self.dataset.bounds.top + self.dataset.bounds.bottom) / 2
             m_per_deg = math.pi / 180 * 6_371_008.8
-            return xres * m_per_deg * math.cos(math.radians(lat)) * yres * m_per_deg
+            return xres * m_per_deg * math.cos(math.radians(lat)), yres * m_per_deg
         factor = self.crs.linear_units_factor[1] if self.crs.linear_units else 1.0
-        return xres * yres * factor**2
+        return xres * factor, yres * factor
+
+    def gsd_m(self) -> float:
+        """Approximate ground sample distance in metres per pixel (mean of x and y,
+        see :meth:`pixel_size_m`)."""
+        x, y = self.pixel_size_m()
+        return 0.5 * (x + y)
+
+    def pixel_area_m2(self) -> float:
+        """Approximate ground area of one pixel in square metres (x size times y size,
+        see :meth:`pixel_size_m`)."""
+        x, y = self.pixel_size_m()
+        return x * y
 
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         """Read the selected bands and validity of a window.
