@@ -97,7 +97,7 @@ def synthetic(n: int, seed: int = 0) -> None:
 
     from geounet.config import VectorizeConfig
     from geounet.metrics import match_footprints
-    from geounet.polygons import vectorize
+    from geounet.pipeline.arrays import vectorize
 
     rng = np.random.default_rng(seed)
     cell = 60.0  # metres per layout cell

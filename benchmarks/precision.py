@@ -25,7 +25,7 @@ def main() -> None:
 
     from geounet._alloc import tune_allocator
     from geounet.models import load_model
-    from geounet.inference import Predictor
+    from geounet.pipeline.predictors import Predictor
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--archs", default="smp-resnet34,unet16")

@@ -124,7 +124,7 @@ def make_model(path: Path, arch: str) -> None:
 def child_geounet(a) -> dict:
     from geounet._alloc import tune_allocator
     from geounet.config import OutputConfig, PredictConfig, TilingConfig
-    from geounet.pipeline import predict_scene
+    from geounet.pipeline.run import predict_scene
 
     from geounet.models import load_model
 
@@ -142,8 +142,8 @@ def child_geounet(a) -> dict:
 def child_model_only(a) -> dict:
     from geounet._alloc import tune_allocator
     from geounet.models import load_model
-    from geounet.inference import Predictor
-    from geounet.tiling import plan_tiles
+    from geounet.pipeline.predictors import Predictor
+    from geounet.pipeline.tiling import plan_tiles
 
     tune_allocator()
     loaded = load_model(a.model)
@@ -171,7 +171,7 @@ def child_peer(a) -> dict:
 
     from geounet._alloc import tune_allocator
     from geounet.models import load_model
-    from geounet.inference import Predictor
+    from geounet.pipeline.predictors import Predictor
 
     tune_allocator()
     loaded = load_model(a.model)
@@ -207,7 +207,7 @@ def child_vectorize(a) -> dict:
     from rasterio.transform import from_origin
     from shapely.geometry import shape
 
-    from geounet.polygons import StreamingVectorizer
+    from geounet.pipeline.vectorize import StreamingVectorizer
 
     rng = np.random.default_rng(1)
     size = a.size

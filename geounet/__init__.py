@@ -17,25 +17,27 @@ from typing import Any
 
 from geounet.errors import GeounetError
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _LAZY = {
-    "predict": "geounet.pipeline",
-    "predict_scene": "geounet.pipeline",
-    "predict_scenes": "geounet.pipeline",
+    "predict": "geounet.api",
+    "predict_scene": "geounet.api",
+    "predict_scenes": "geounet.api",
+    "PredictResult": "geounet.pipeline.run",
+    "SceneRun": "geounet.pipeline.run",
     "export_onnx": "geounet.export",
-    "PredictResult": "geounet.pipeline",
     "load_model": "geounet.models.modelfile",
     "save_model": "geounet.models.modelfile",
-    "ModelMetadata": "geounet.models.modelfile",
-    "vectorize": "geounet.polygons",
+    "ModelMetadata": "geounet.models.metadata",
+    "vectorize": "geounet.pipeline.arrays",
     "train": "geounet.training",
     "TrainConfig": "geounet.training",
-    "evaluate": "geounet.metrics",
+    "evaluate": "geounet.evaluation",
     "TilingConfig": "geounet.config",
     "PredictConfig": "geounet.config",
     "VectorizeConfig": "geounet.config",
     "OutputConfig": "geounet.config",
+    "RunOptions": "geounet.config",
 }
 
 __all__ = ["GeounetError", "__version__", *_LAZY]

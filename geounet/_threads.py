@@ -51,7 +51,7 @@ def background(make_iter: Callable[[], Iterator[T]], maxsize: int = 2,
                 if not put(item):
                     return
             put(_END)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+        except BaseException as exc:
             put(_Failure(exc))
 
     thread = threading.Thread(target=run, name=name, daemon=True)

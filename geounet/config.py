@@ -12,7 +12,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from geounet.errors import DeviceError, GeounetError, TilingError
+from geounet.errors import DeviceError, InvalidOptionError, TilingError
 
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
 
@@ -89,9 +89,9 @@ class PredictConfig:
         batch_size: Tiles per forward pass (>= 1).
         precision: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"``: the
             ``torch.autocast`` dtype. ``auto`` is fp16 on CUDA and the
-            measured-faster choice on CPU (see :func:`geounet.inference.auto_precision`).
+            measured-faster choice on CPU (see :func:`geounet.pipeline.predictors.auto_precision`).
         channels_last: Run the model in ``torch.channels_last`` memory format;
-            ``None`` chooses by device (see :func:`geounet.inference.auto_channels_last`).
+            ``None`` chooses by device (see :func:`geounet.pipeline.predictors.auto_channels_last`).
         prefetch: Batches read and scaled ahead on a background thread, so
             reading overlaps the model (0: read on the calling thread).
         tta: Test-time augmentation: ``"none"``, ``"flips"`` (the tile, and
@@ -102,7 +102,7 @@ class PredictConfig:
     Raises:
         DeviceError: if ``device`` is not one of the forms above.
         TilingError: if ``batch_size < 1`` or ``prefetch < 0``.
-        GeounetError: for an unknown precision.
+        InvalidOptionError: for an unknown precision or test-time augmentation.
     """
 
     device: str = "auto"
@@ -114,7 +114,7 @@ class PredictConfig:
 
     def __post_init__(self) -> None:
         if self.tta not in ("none", "flips", "d4"):
-            raise GeounetError(
+            raise InvalidOptionError(
                 f"test-time augmentation {self.tta!r} is not understood: expected none, flips "
                 "or d4"
             )
@@ -130,7 +130,7 @@ class PredictConfig:
         if self.prefetch < 0:
             raise TilingError(f"prefetch {self.prefetch} must be 0 or more")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
-            raise GeounetError(
+            raise InvalidOptionError(
                 f"precision {self.precision!r} is not understood: expected auto, fp32, bf16 "
                 "or fp16"
             )
@@ -171,7 +171,7 @@ class VectorizeConfig:
         holes, split, minimum area, simplify or regularise, minimum area again.
 
     Raises:
-        GeounetError: for negative values or a connectivity other than 4/8.
+        InvalidOptionError: for negative values or a connectivity other than 4/8.
     """
 
     min_area_m2: float = 0.0
@@ -192,36 +192,36 @@ class VectorizeConfig:
                      "regularize_tolerance_m", "regularize_max_area_change"):
             value = getattr(self, name)
             if not value >= 0 or (math.isinf(value) and name != "fill_holes_m2"):
-                raise GeounetError(
+                raise InvalidOptionError(
                     f"{name.replace('_', ' ')} {value} is not a finite number of 0 or more"
                     + (" (inf fills every hole)" if name == "fill_holes_m2" else "")
                 )
         if self.split_touching and self.split_h_m <= 0:
-            raise GeounetError(
+            raise InvalidOptionError(
                 f"split height {self.split_h_m} m must be positive for --split-touching; pass "
                 "e.g. --split-h 1.0"
             )
         if self.regularize_tolerance_m <= 0:
-            raise GeounetError(
+            raise InvalidOptionError(
                 f"regularize tolerance {self.regularize_tolerance_m} m must be positive, e.g. "
                 "--regularize-tolerance 1.0"
             )
         if not 0 <= self.regularize_min_iou <= 1:
-            raise GeounetError(
+            raise InvalidOptionError(
                 f"regularize min IoU {self.regularize_min_iou} is outside 0..1"
             )
         if not self.min_area_m2 >= 0:
-            raise GeounetError(
+            raise InvalidOptionError(
                 f"min area {self.min_area_m2} m2 is negative or not a number: expected 0 or "
                 "more square metres"
             )
         if not 0 <= self.simplify_m < math.inf:
-            raise GeounetError(
+            raise InvalidOptionError(
                 f"simplify tolerance {self.simplify_m} m is negative or not finite: expected "
                 "0 or more metres"
             )
         if self.connectivity not in (4, 8):
-            raise GeounetError(f"connectivity {self.connectivity} must be 4 or 8")
+            raise InvalidOptionError(f"connectivity {self.connectivity} must be 4 or 8")
 
 
 @dataclass(frozen=True)
@@ -242,6 +242,40 @@ class OutputConfig:
 
     def __post_init__(self) -> None:
         if self.prob_dtype not in ("uint8", "float32"):
-            raise GeounetError(
+            raise InvalidOptionError(
                 f"probability dtype {self.prob_dtype!r} is not supported: expected uint8 or float32"
             )
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The options of one run, each stage's config object in one place.
+
+    Attributes:
+        bands: 1-based band indexes in model input order (``None``: the model's).
+        tiling: Tile size and overlap in pixels (unset: the model's).
+        predict: Device, batch size, precision, prefetching, TTA.
+        vectorize: Minimum area, simplification, sieve, footprint options.
+        outputs: Probability dtype, overwrite, COG.
+        threshold: Probability threshold of a binary model (``None``: the model's).
+        keep_footprints: Collect the polygons in memory (``None``: only when
+            there is no vector output).
+        keep_arrays: Collect the probability and class rasters in memory.
+
+    Raises:
+        InvalidOptionError: for a threshold outside 0..1.
+    """
+
+    bands: list[int] | None = None
+    tiling: TilingConfig = TilingConfig()
+    predict: PredictConfig = PredictConfig()
+    vectorize: VectorizeConfig = VectorizeConfig()
+    outputs: OutputConfig = OutputConfig()
+    threshold: float | None = None
+    keep_footprints: bool | None = None
+    keep_arrays: bool = False
+
+    def __post_init__(self) -> None:
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
+            raise InvalidOptionError(
+                f"threshold {self.threshold} is outside 0..1; pass e.g. --threshold 0.5")

@@ -31,25 +31,40 @@ import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from geounet.errors import GeounetError
+from geounet.config import PredictConfig
+from geounet.errors import MissingDependencyError, SchedulerError
+from geounet.io.read import BandScaler, Scene, iter_tile_batches
+from geounet.models.modelfile import LoadedModel, load_model, model_spec
+from geounet.pipeline.predictors import make_predictor
+from geounet.pipeline.run import PredictResult, predict_scene
+from geounet.pipeline.scenes import scene_jobs
+from geounet.pipeline.sources import Tile
+from geounet.pipeline.tiling import TilePlan
+from geounet.progress import NullProgress, Progress, check_cancelled
 
 log = logging.getLogger(__name__)
 
-_MODELS: dict = {}
+_MODELS: dict[Any, Any] = {}
 
 
-def worker_model(spec: str):
-    """The loaded model for ``spec`` in this process, loaded on first use."""
+def worker_model(spec: str) -> LoadedModel:
+    """The loaded model for ``spec`` in this process, loaded on first use.
+
+    Args:
+        spec: A model file path or bundled model name.
+
+    Returns:
+        The cached :class:`~geounet.models.modelfile.LoadedModel`.
+    """
     if spec not in _MODELS:
-        from geounet.models.modelfile import load_model
-
         _MODELS[spec] = load_model(spec)
     return _MODELS[spec]
 
 
 @contextmanager
-def connect(scheduler: str) -> Iterator:
+def connect(scheduler: str) -> Iterator[Any]:
     """A ``distributed.Client`` for ``ADDRESS`` or a new ``LocalCluster`` for ``local[:N]``.
 
     Args:
@@ -57,14 +72,17 @@ def connect(scheduler: str) -> Iterator:
             ``local`` / ``local:N`` to start ``N`` worker processes (default:
             one per CPU core) with one thread each.
 
+    Yields:
+        The connected ``distributed.Client`` (closed, with its local cluster, on exit).
+
     Raises:
-        GeounetError: if dask.distributed is not installed or the address
-            cannot be reached.
+        MissingDependencyError: if dask.distributed is not installed.
+        SchedulerError: if the address cannot be reached.
     """
     try:
         from distributed import Client, LocalCluster
     except ImportError as exc:
-        raise GeounetError(
+        raise MissingDependencyError(
             "--scheduler needs Dask distributed: pip install 'geounet[dask]'"
         ) from exc
     m = re.fullmatch(r"local(?::(\d+))?", scheduler)
@@ -82,7 +100,7 @@ def connect(scheduler: str) -> Iterator:
     try:
         client = Client(scheduler, timeout="10s")
     except (OSError, TimeoutError) as exc:
-        raise GeounetError(
+        raise SchedulerError(
             f"cannot reach Dask scheduler {scheduler!r} ({exc}); check the address, or use "
             "--scheduler local:N"
         ) from exc
@@ -92,67 +110,111 @@ def connect(scheduler: str) -> Iterator:
         client.close()
 
 
-def predict_block(scene_path: str, bands: list[int], windows: list, model_spec: str,
-                  batch_size: int, device: str, precision: str, channels_last,
-                  tta: str = "none") -> list:
+def predict_block(scene_path: str, bands: list[int], windows: list[Any], spec: str,
+                  batch_size: int, device: str, precision: str, channels_last: bool | None,
+                  tta: str = "none") -> list[Tile]:
     """Worker task: read, scale and predict the tiles of one block.
+
+    Args:
+        scene_path: Scene path (reachable from the worker).
+        bands: 1-based bands in model input order.
+        windows: The block's tile windows.
+        spec: Model file path or bundled name.
+        batch_size: Tiles per forward pass.
+        device: As :attr:`~geounet.config.PredictConfig.device`.
+        precision: As :attr:`~geounet.config.PredictConfig.precision`.
+        channels_last: As :attr:`~geounet.config.PredictConfig.channels_last`.
+        tta: As :attr:`~geounet.config.PredictConfig.tta`.
 
     Returns:
         ``[(window, probs)]`` for the block's tiles that have valid pixels,
         ``probs`` ``(k, t, t)`` float32.
     """
-    from geounet.config import PredictConfig
-    from geounet.io.read import BandScaler, iter_tile_batches
-    from geounet.inference import make_predictor
-
-    loaded = worker_model(model_spec)
+    loaded = worker_model(spec)
     meta = loaded.metadata
-    key = ("predictor", model_spec, device, precision, channels_last, tta)
+    key = ("predictor", spec, device, precision, channels_last, tta)
     if key not in _MODELS:
         config = PredictConfig(device=device, precision=precision, channels_last=channels_last,
                                tta=tta)
         _MODELS[key] = make_predictor(loaded, config)
     predictor = _MODELS[key]
     scaler = BandScaler(meta.band_mean, meta.band_std)
-    out = []
+    out: list[Tile] = []
     for wins, batch, _ in iter_tile_batches(scene_path, bands, windows, scaler, batch_size):
         if batch is not None:
-            out.extend(zip(wins, predictor(batch)))
+            out.extend(zip(wins, predictor(batch), strict=True))
     return out
 
 
-def blocks_of(plan, rows_per_block: int) -> list[list]:
-    """Cut a plan's windows into blocks of ``rows_per_block`` whole tile rows."""
+def blocks_of(plan: TilePlan, rows_per_block: int) -> list[list[Any]]:
+    """Cut a plan's windows into blocks of ``rows_per_block`` whole tile rows.
+
+    Args:
+        plan: The tile plan.
+        rows_per_block: Tile rows per block (at least 1 is used).
+
+    Returns:
+        The blocks' window lists, in plan order.
+    """
     per_row = len(plan.col_offsets)
     windows = plan.windows
     step = per_row * max(1, rows_per_block)
     return [windows[i : i + step] for i in range(0, len(windows), step)]
 
 
-def distributed_tiles(client, scene, plan, model_spec: str, config, progress,
-                      rows_per_block: int = 1, max_in_flight: int | None = None):
-    """Tiles predicted on the cluster, yielded in plan order (for the stitcher).
+class DaskTileSource:
+    """A tile source (:class:`geounet.pipeline.sources.TileSource`) on a Dask cluster.
 
-    At most ``max_in_flight`` blocks (default: twice the workers) are
-    submitted ahead of the block being stitched, so client memory stays
-    bounded.
+    Blocks of whole tile rows are read and predicted on the workers; their
+    tiles come back here in plan order, so the run stitches, writes and
+    vectorises them exactly as a local run does. At most ``max_in_flight``
+    blocks (default: twice the workers) are submitted ahead of the block being
+    stitched, so client memory stays bounded.
 
-    Yields:
-        ``(window, probs)`` as :func:`geounet.pipeline.predicted_tiles`.
+    Args:
+        client: A ``distributed.Client``.
+        rows_per_block: Tile rows per task.
+        max_in_flight: Blocks submitted ahead (default: 2 per worker).
     """
-    from geounet.progress import check_cancelled
 
+    def __init__(self, client: Any, rows_per_block: int = 1,
+                 max_in_flight: int | None = None) -> None:
+        self.client = client
+        self.rows_per_block = rows_per_block
+        self.max_in_flight = max_in_flight
+
+    def tiles(self, scene: Scene, plan: TilePlan, model: LoadedModel, config: PredictConfig,
+              progress: Progress) -> Iterator[Tile]:
+        """Predicted tiles in plan order (see :class:`~geounet.pipeline.sources.TileSource`).
+
+        Args:
+            scene: The open scene (its path must be reachable from the workers).
+            plan: The tile plan.
+            model: The loaded model (its file path or bundled name goes to the workers).
+            config: Prediction options.
+            progress: Reporter (stage ``predict``).
+
+        Returns:
+            An iterator of ``(window, probs)``.
+        """
+        return _cluster_tiles(self.client, scene, plan, model_spec(model), config, progress,
+                              self.rows_per_block, self.max_in_flight)
+
+
+def _cluster_tiles(client: Any, scene: Scene, plan: TilePlan, spec: str,
+                   config: PredictConfig, progress: Progress, rows_per_block: int,
+                   max_in_flight: int | None) -> Iterator[Tile]:
     blocks = blocks_of(plan, rows_per_block)
     n_workers = max(1, len(client.scheduler_info().get("workers", {})))
     limit = max_in_flight or 2 * n_workers
     total = len(plan)
     progress(0, total, "predict")
-    futures: list = []
+    futures: list[Any] = []
     submitted = done = tiles_done = 0
 
-    def submit(block):
+    def submit(block: list[Any]) -> Any:
         return client.submit(
-            predict_block, scene.path, scene.bands, block, model_spec, config.batch_size,
+            predict_block, scene.path, scene.bands, block, spec, config.batch_size,
             config.device, config.precision, config.channels_last, config.tta, pure=False,
         )
 
@@ -174,32 +236,49 @@ def distributed_tiles(client, scene, plan, model_spec: str, config, progress,
                 f.cancel()
 
 
-def _scene_task(scene, output, model_spec, prob_out, mask_out, kwargs):
-    from geounet.pipeline import predict_scene
-
-    return predict_scene(scene, output, model=worker_model(model_spec), prob_out=prob_out,
+def _scene_task(scene: str, output: Any, spec: str, prob_out: Any, mask_out: Any,
+                kwargs: dict[str, Any]) -> PredictResult:
+    return predict_scene(scene, output, model=worker_model(spec), prob_out=prob_out,
                          mask_out=mask_out, **kwargs)
 
 
-def map_scenes(client, jobs: list[dict], model_spec: str, progress, **kwargs) -> list:
-    """Run whole scenes as tasks on the workers; results in job order.
+def predict_scenes(client: Any, scenes: Any, out_dir: Any, fmt: str = "geojson", *,
+                   model: Any = None, prob_out_dir: Any = None, mask_out_dir: Any = None,
+                   progress: Progress | None = None, **kwargs: Any) -> list[PredictResult]:
+    """Run whole scenes as tasks on the workers; results in scene order.
+
+    The cluster version of :func:`geounet.pipeline.scenes.predict_scenes`: each
+    worker runs the whole pipeline on its scene and writes the outputs itself.
 
     Args:
         client: ``distributed.Client``.
-        jobs: ``{"scene", "output", "prob_out", "mask_out"}`` per scene.
-        model_spec: Model path or bundled name (reachable from the workers).
+        scenes: Scene paths, folders or glob patterns (reachable from the workers).
+        out_dir: Existing folder for the vector outputs ``<stem>.<fmt>``.
+        fmt: ``geojson``, ``gpkg``, ``fgb`` or ``parquet``.
+        model: Model path, bundled name or LoadedModel (its file must be
+            reachable from the workers).
+        prob_out_dir: Folder for ``<stem>_prob.tif`` files, or None.
+        mask_out_dir: Folder for ``<stem>_classes.tif`` files, or None.
         progress: Reporter; counts finished scenes (stage ``scenes``).
-        **kwargs: Other :func:`geounet.pipeline.predict_scene` options.
+        **kwargs: Other :func:`geounet.pipeline.run.predict_scene` options.
+
+    Returns:
+        One :class:`~geounet.pipeline.run.PredictResult` per scene, in order.
+
+    Raises:
+        OutputNotWritableError: if a folder does not exist.
+        GeounetError: the first failed scene's error.
     """
     from distributed import as_completed
 
-    from geounet.progress import check_cancelled
-
-    futures = [client.submit(_scene_task, str(j["scene"]), j["output"], model_spec,
-                             j.get("prob_out"), j.get("mask_out"), kwargs, pure=False)
+    jobs = scene_jobs(scenes, out_dir, fmt, prob_out_dir, mask_out_dir)
+    spec = model_spec(model)
+    progress = progress or NullProgress()
+    futures = [client.submit(_scene_task, str(j["scene"]), j["output"], spec,
+                             j["prob_out"], j["mask_out"], kwargs, pure=False)
                for j in jobs]
     index = {f.key: i for i, f in enumerate(futures)}
-    results: list = [None] * len(futures)
+    results: list[Any] = [None] * len(futures)
     progress(0, len(futures), "scenes")
     try:
         for n, fut in enumerate(as_completed(futures), start=1):
@@ -210,12 +289,3 @@ def map_scenes(client, jobs: list[dict], model_spec: str, progress, **kwargs) ->
         for f in futures:
             f.cancel()
     return results
-
-
-def model_spec_of(model) -> str:
-    """A model reference workers can load: a file path or a bundled name."""
-    from geounet.models.modelfile import LoadedModel, resolve_model_path
-
-    if isinstance(model, LoadedModel):
-        return str(model.path)
-    return str(resolve_model_path(model))

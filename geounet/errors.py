@@ -81,3 +81,19 @@ class RegionError(GeounetError, ValueError):
 
 class CancelledError(GeounetError, InterruptedError):
     """The run was cancelled through the progress callback."""
+
+
+class InvalidOptionError(GeounetError, ValueError):
+    """An option value that is out of range, not understood or conflicts with another."""
+
+
+class MissingDependencyError(GeounetError, ImportError):
+    """An optional package needed for a feature is not installed (the message names the extra)."""
+
+
+class SchedulerError(GeounetError, ConnectionError):
+    """A Dask scheduler cannot be reached."""
+
+
+class PluginError(GeounetError, RuntimeError):
+    """A plugin (entry point or hook implementation) failed or returned something unusable."""

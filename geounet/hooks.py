@@ -1,14 +1,17 @@
-"""Pipeline hooks for plugins (pluggy).
+"""The plugin manager (pluggy): geounet's own hook implementations and installed plugins.
 
-A plugin is a module (or object) with functions marked ``@geounet.hooks.hookimpl``
-named after the hook specifications below, registered in the ``geounet``
-entry-point group of its package::
+A plugin is a module (or object) with functions marked
+``@geounet.hooks.hookimpl`` named after the specifications in
+:mod:`geounet.hookspecs`, registered in the ``geounet`` entry-point group of its
+package::
 
     [project.entry-points.geounet]
     my_plugin = "my_package.geounet_plugin"
 
-geounet's own behaviour goes through the same hooks where it has any. Every
-hook is documented in ``docs/plugins.md`` (a test checks that).
+geounet's own writers and footprint finishing are registered the same way
+(:data:`DEFAULT_PLUGINS`, as datasette does with its ``DEFAULT_PLUGINS``), and
+every hook call goes through pluggy (:class:`HookChain`), so tracing and
+monitoring see them all.
 """
 
 from __future__ import annotations
@@ -16,68 +19,30 @@ from __future__ import annotations
 import logging
 import os
 from functools import lru_cache
+from types import ModuleType
+from typing import Any
 
 import pluggy
 
+from geounet.hookspecs import PROJECT, GeounetSpecs, hookimpl, hookspec
+from geounet.io import vector as _builtin_writers
+from geounet.pipeline import postprocess as _builtin_postprocess
+
 log = logging.getLogger(__name__)
 
-PROJECT = "geounet"
 ENTRY_POINT_GROUP = "geounet"
 DISABLE_ENV = "GEOUNET_DISABLE_PLUGINS"
 
-hookspec = pluggy.HookspecMarker(PROJECT)
-hookimpl = pluggy.HookimplMarker(PROJECT)
+DEFAULT_PLUGINS: dict[str, ModuleType] = {
+    "geounet.io.vector": _builtin_writers,
+    "geounet.pipeline.postprocess": _builtin_postprocess,
+}
+"""geounet's own hook implementations, registered before any installed plugin (also
+with ``GEOUNET_DISABLE_PLUGINS=1``)."""
 
-
-class GeounetSpecs:
-    """The hook specifications."""
-
-    @hookspec
-    def geounet_postprocess_classes(self, classes, probs, row_off, context):
-        """Change a finished strip of the class raster before it is written and vectorised.
-
-        Called once per strip, top to bottom (strips are one tile stride high
-        and the full scene width), so an implementation sees the scene in
-        order without holding it.
-
-        Args:
-            classes: ``(n_rows, width)`` uint8 class ids (255 = nodata).
-            probs: ``(k, n_rows, width)`` float32 probabilities (``k`` = 1 for
-                binary models).
-            row_off: Scene row of the strip's first row.
-            context: ``dict`` with ``crs``, ``transform`` (of the whole
-                scene), ``class_names``, ``threshold``, ``scene`` (path).
-
-        Returns:
-            A new ``(n_rows, width)`` uint8 array, or ``None`` to keep
-            ``classes``. Results of several plugins are applied in turn.
-        """
-
-    @hookspec
-    def geounet_postprocess_footprints(self, footprints, context):
-        """Change a batch of finished polygons before it is written.
-
-        Args:
-            footprints: GeoDataFrame in the scene's CRS with ``class_id``,
-                ``class_name``, ``area_m2``, ``score`` and ``geometry``; more
-                columns may be added (keep their types the same in every batch).
-            context: As for :meth:`geounet_postprocess_classes`.
-
-        Returns:
-            A GeoDataFrame, or ``None`` to keep the batch as it is. Results of
-            several plugins are applied in turn.
-        """
-
-    @hookspec
-    def geounet_vector_writers(self):
-        """Add output writers chosen by file extension.
-
-        Returns:
-            ``{".ext": factory}`` where ``factory(path, crs)`` returns an
-            object with ``write(gdf)``, ``close()`` and ``abort()`` (see
-            :class:`geounet.io.write.VectorSink`); ``path`` is a temporary file
-            geounet renames on success.
-        """
+__all__ = ["DEFAULT_PLUGINS", "PROJECT", "GeounetSpecs", "HookChain", "has_implementations",
+           "hookimpl", "hookspec", "plugin_manager", "postprocess_classes",
+           "postprocess_footprints", "vector_writers"]
 
 
 def _load_entry_points(pm: pluggy.PluginManager) -> None:
@@ -88,7 +53,7 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
             continue
         try:
             plugin = ep.load()
-        except Exception as exc:  # noqa: BLE001 - one broken plugin must not break the rest
+        except Exception as exc:  # one broken plugin must not break the rest
             dist = getattr(ep, "dist", None)
             pkg = dist.metadata["Name"] if dist is not None else "?"
             log.error("geounet plugin %r (%s from package %r) failed to load: %s",
@@ -99,45 +64,128 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
 
 @lru_cache(maxsize=1)
 def plugin_manager() -> pluggy.PluginManager:
-    """The process-wide plugin manager with every installed ``geounet`` plugin.
+    """The process-wide plugin manager: :data:`DEFAULT_PLUGINS`, then every installed plugin.
 
-    Set ``GEOUNET_DISABLE_PLUGINS=1`` to load none.
+    Set ``GEOUNET_DISABLE_PLUGINS=1`` to load no installed plugin (geounet's
+    own are always registered).
+
+    Returns:
+        The ``pluggy.PluginManager`` of project ``geounet``.
     """
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(GeounetSpecs)
+    for name, module in DEFAULT_PLUGINS.items():
+        pm.register(module, name=name)
     if os.environ.get(DISABLE_ENV, "") not in ("1", "true", "yes"):
         _load_entry_points(pm)
     return pm
 
 
-def postprocess_classes(classes, probs, row_off, context):
-    """Apply every ``geounet_postprocess_classes`` implementation in turn."""
-    pm = plugin_manager()
-    for impl in reversed(pm.hook.geounet_postprocess_classes.get_hookimpls()):
-        out = impl.function(classes=classes, probs=probs, row_off=row_off, context=context)
-        if out is not None:
-            classes = out
-    return classes
+class HookChain:
+    """Every implementation of a hook called in turn, each given the previous result.
+
+    pluggy calls all implementations with the same arguments; geounet's
+    post-processing hooks instead chain them (a plugin sees the frame the
+    previous one returned). Each implementation is called through its own
+    pluggy hook caller (``PluginManager.subset_hook_caller``), in pluggy's order
+    (``tryfirst`` first, then the most recently registered), so pluggy's
+    tracing and call monitoring apply. Build one per run: plugins registered
+    later are not seen.
+
+    Args:
+        name: Hook name, e.g. ``"geounet_postprocess_footprints"``.
+        arg: The argument that is chained (``"classes"``, ``"footprints"``).
+    """
+
+    def __init__(self, name: str, arg: str) -> None:
+        pm = plugin_manager()
+        impls = [i for i in reversed(getattr(pm.hook, name).get_hookimpls())
+                 if not (i.hookwrapper or i.wrapper)]
+        plugins = [i.plugin for i in impls]
+        self.name = name
+        self.arg = arg
+        self.plugin_names = [i.plugin_name for i in impls]
+        self._callers = [pm.subset_hook_caller(name, [p for p in plugins if p is not keep])
+                         for keep in plugins]
+
+    def __len__(self) -> int:
+        return len(self._callers)
+
+    def __call__(self, value: Any, **kwargs: Any) -> Any:
+        """Call each implementation in turn.
+
+        Args:
+            value: The chained argument's first value.
+            **kwargs: The hook's other arguments.
+
+        Returns:
+            The last non-``None`` result (``value`` when every implementation
+            returned ``None``).
+        """
+        for call in self._callers:
+            out = call(**{self.arg: value}, **kwargs)
+            if out and out[0] is not None:
+                value = out[0]
+        return value
 
 
-def postprocess_footprints(footprints, context):
-    """Apply every ``geounet_postprocess_footprints`` implementation in turn."""
-    pm = plugin_manager()
-    for impl in reversed(pm.hook.geounet_postprocess_footprints.get_hookimpls()):
-        out = impl.function(footprints=footprints, context=context)
-        if out is not None:
-            footprints = out
-    return footprints
+def postprocess_classes(classes: Any, probs: Any, row_off: int, context: dict[str, Any]) -> Any:
+    """Apply every ``geounet_postprocess_classes`` implementation in turn (see :class:`HookChain`).
+
+    Args:
+        classes: ``(n_rows, width)`` uint8 class ids.
+        probs: ``(k, n_rows, width)`` float32 probabilities.
+        row_off: Scene row of the strip's first row.
+        context: As documented in :mod:`geounet.hookspecs`.
+
+    Returns:
+        The ``(n_rows, width)`` uint8 classes after every implementation.
+    """
+    chain = HookChain("geounet_postprocess_classes", "classes")
+    return chain(classes, probs=probs, row_off=row_off, context=context)
 
 
-def vector_writers() -> dict:
-    """Extension -> writer factory from every ``geounet_vector_writers`` implementation."""
-    out: dict = {}
+def postprocess_footprints(footprints: Any, context: dict[str, Any]) -> Any:
+    """Apply every ``geounet_postprocess_footprints`` implementation in turn.
+
+    geounet's own finishing (:mod:`geounet.pipeline.postprocess`) runs first.
+
+    Args:
+        footprints: GeoDataFrame of polygons in the scene's CRS.
+        context: As documented in :mod:`geounet.hookspecs`; geounet's own
+            finishing needs ``vectorize`` and ``transform``.
+
+    Returns:
+        The GeoDataFrame after every implementation.
+    """
+    chain = HookChain("geounet_postprocess_footprints", "footprints")
+    return chain(footprints, context=context)
+
+
+def vector_writers() -> dict[str, Any]:
+    """Extension -> writer factory from every ``geounet_vector_writers`` implementation.
+
+    Returns:
+        ``{".ext": factory}`` with lower-case extensions; geounet's own formats
+        win over a plugin's for the same extension.
+    """
+    out: dict[str, Any] = {}
     for mapping in plugin_manager().hook.geounet_vector_writers():
         out.update({k.lower(): v for k, v in (mapping or {}).items()})
     return out
 
 
-def has_implementations(name: str) -> bool:
-    """Whether any plugin implements hook ``name`` (lets the pipeline skip work)."""
-    return bool(getattr(plugin_manager().hook, name).get_hookimpls())
+def has_implementations(name: str, *, plugins_only: bool = False) -> bool:
+    """Whether any implementation of hook ``name`` is registered.
+
+    Args:
+        name: Hook name.
+        plugins_only: Count only installed plugins, not :data:`DEFAULT_PLUGINS`.
+
+    Returns:
+        True if at least one (plugin) implementation exists.
+    """
+    impls = getattr(plugin_manager().hook, name).get_hookimpls()
+    if plugins_only:
+        impls = [i for i in impls if i.plugin_name not in DEFAULT_PLUGINS]
+    return bool(impls)

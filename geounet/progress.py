@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import IO, Protocol, runtime_checkable
+from typing import IO, Any, Protocol, runtime_checkable
 
 from geounet.errors import CancelledError
 
@@ -52,7 +52,7 @@ class TqdmProgress:
 
     def __init__(self, disable: bool = False) -> None:
         self.disable = disable
-        self._bars: dict[str, object] = {}
+        self._bars: dict[str, Any] = {}
 
     def __call__(self, done: int, total: int, stage: str) -> None:  # noqa: D102
         if self.disable:

@@ -9,8 +9,8 @@ import numpy as np
 import rasterio
 
 from geounet.io.read import BandScaler
-from geounet.inference import Predictor
-from geounet.tiling import plan_tiles
+from geounet.pipeline.predictors import Predictor
+from geounet.pipeline.tiling import plan_tiles
 
 
 def ramp_weights(tile, overlap, at_start, at_end):

@@ -5,9 +5,9 @@ import pytest
 import rasterio
 import shapely
 
-from conftest import random_scene
+from builders import random_scene
 from geounet.config import OutputConfig, PredictConfig, TilingConfig
-from geounet.pipeline import predict_scene, predict_scenes
+from geounet.api import predict_scene, predict_scenes
 
 
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from builders import ROOT
 
 BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "api.md").read_text(), re.S)
 

@@ -6,7 +6,7 @@ import re
 import geopandas as gpd
 import pytest
 
-from conftest import ROOT, SAMPLE_LABELS, SAMPLE_SCENE
+from builders import ROOT, SAMPLE_LABELS, SAMPLE_SCENE
 from geounet.cli import cli
 from geounet.models import bundled_models, read_metadata
 
@@ -69,7 +69,7 @@ def readme_landcover_figures():
 
 
 def test_landcover_model_reproduces_its_heldout_figures(tmp_path, runner):
-    from conftest import LANDSAT_LABELS, LANDSAT_SCENE
+    from builders import LANDSAT_LABELS, LANDSAT_SCENE
 
     out = tmp_path / "landcover.gpkg"
     r = runner.invoke(cli, ["predict", str(LANDSAT_SCENE), "-o", str(out), "--model",
@@ -106,7 +106,7 @@ def test_landcover_model_reproduces_its_heldout_figures(tmp_path, runner):
 
 def test_landcover_minimum_mapping_unit_figures(tmp_path, runner):
     """The README's --sieve table: polygon counts and held-out figures from fresh runs."""
-    from conftest import LANDSAT_LABELS, LANDSAT_SCENE
+    from builders import LANDSAT_LABELS, LANDSAT_SCENE
 
     text = (ROOT / "README.md").read_text()
     rows = re.findall(r"^\| (none|`--sieve (\d+)`) \| (\d+) \| ([0-9.]+) \| ([0-9.]+) \|",

@@ -1,4 +1,4 @@
-"""ONNX export: probabilities match PyTorch, Deepness metadata, and prediction through onnxruntime."""
+"""ONNX export: probabilities match PyTorch, Deepness metadata, prediction with onnxruntime."""
 
 import json
 
@@ -9,13 +9,15 @@ import pytest
 import rasterio
 from rasterio.windows import Window
 
-from conftest import SAMPLE_SCENE, tiny_model
+from builders import SAMPLE_SCENE, tiny_model
 from geounet.cli import cli
+from geounet.errors import ModelFileError
 from geounet.export import export_onnx
 from geounet.io.read import BandScaler, Scene
-from geounet.models import load_model
-from geounet.inference import Predictor
-from geounet.tiling import padded_size
+from geounet.models import load_model, read_metadata
+from geounet.models.metadata import read_onnx_metadata
+from geounet.pipeline.predictors import OnnxPredictor, Predictor
+from geounet.pipeline.tiling import padded_size
 
 
 def real_tiles(meta, tile, n=2):
@@ -82,3 +84,46 @@ def test_predict_with_onnx_model_gives_the_same_classes(tmp_path, runner):
     r = runner.invoke(cli, ["predict", str(SAMPLE_SCENE), "-o", str(tmp_path / "x.gpkg"),
                             "--model", str(tmp_path / "b.onnx"), "--tile-size", "128"])
     assert r.exit_code == 1 and "takes tiles of" in r.output
+
+
+def test_onnx_model_loads_and_runs_with_onnxruntime(tmp_path):
+    loaded = load_model("buildings-atlanta")
+    path = export_onnx(loaded, tmp_path / "b.onnx", tile_size_px=128)
+    onnx_model = load_model(path)
+    assert onnx_model.module is None and onnx_model.format == "onnx"
+    assert onnx_model.runtime == "onnxruntime"
+    assert read_metadata(path) == read_onnx_metadata(path) == onnx_model.metadata
+    assert onnx_model.metadata.tile_size_px == OnnxPredictor(path, "cpu").tile == 128
+    with pytest.raises(ModelFileError, match="already an ONNX model"):
+        export_onnx(onnx_model, tmp_path / "again.onnx")
+
+
+def test_old_module_paths_still_work_and_warn(tmp_path):
+    import geounet.export
+    import geounet.inference
+    import geounet.pipeline.predictors as predictors
+
+    with pytest.warns(DeprecationWarning, match="geounet.pipeline.predictors.Predictor"):
+        assert geounet.inference.Predictor is predictors.Predictor
+    path = export_onnx("buildings-atlanta", tmp_path / "b.onnx")
+    with pytest.warns(DeprecationWarning, match="geounet.models.metadata.read_onnx_metadata"):
+        old = geounet.export.read_onnx_metadata
+    assert old is read_onnx_metadata and old(path).name == "buildings-atlanta"
+    with pytest.warns(DeprecationWarning, match="OnnxPredictor"):
+        assert geounet.export.OnnxPredictor is OnnxPredictor
+    with pytest.warns(DeprecationWarning, match="METADATA_KEY"):
+        assert geounet.export.ONNX_METADATA_KEY == "geounet"
+
+
+def test_missing_onnx_names_the_extra(tmp_path, monkeypatch):
+    import sys
+
+    from geounet.errors import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx -> ImportError
+    message = r"onnx is not installed; install it with: pip install 'geounet\[onnx\]'"
+    with pytest.raises(MissingDependencyError, match=message):
+        export_onnx("buildings-atlanta", tmp_path / "b.onnx")
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(ImportError, match="onnxruntime is not installed"):
+        OnnxPredictor(tmp_path / "b.onnx")

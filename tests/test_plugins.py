@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, random_scene
+from builders import ROOT, random_scene
 from geounet import hooks
 
 EXAMPLE = ROOT / "examples" / "plugin_example"
@@ -101,7 +101,8 @@ except UnknownModelError as e:
     msg = str(e)
 assert "badnet" in msg and "broken-plugin" in msg and "no_such_module" in msg, msg
 build_model("tinynet", 1, 1)
-assert hooks.has_implementations("geounet_postprocess_footprints")  # the example still loads
+assert hooks.has_implementations("geounet_postprocess_footprints", plugins_only=True)
+assert hooks.plugin_manager().has_plugin("example")  # the example still loads
 print("ok")
 """
     env_path = f"{plugin_path}:{broken}"
@@ -172,7 +173,7 @@ def test_cli_rio_api_and_plugin_give_the_same_footprints(tmp_path, plugin_path, 
     import geopandas as gpd
     import shapely
 
-    from conftest import SAMPLE_SCENE
+    from builders import SAMPLE_SCENE
     from geounet.cli import cli
     from geounet.pipeline import predict_scene
 

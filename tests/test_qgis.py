@@ -137,7 +137,7 @@ def _predict_count(env, scene, out, options):
 
 def test_qgis_process_land_cover_model_with_class_raster(work, env):
     """The bundled land-cover model by name: every class as polygons, a coloured class raster."""
-    from conftest import LANDSAT_SCENE
+    from builders import LANDSAT_SCENE
 
     out = _outdir(work, "qp_landcover")
     params = {"INPUT": LANDSAT_SCENE, "MODEL": "landcover-landsat7", "DEVICE": "cpu",

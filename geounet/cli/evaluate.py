@@ -39,7 +39,7 @@ def evaluate_cmd(pred, truth, region, grid, iou_threshold, label_column, class_s
     import json
 
     from geounet.cli.options import parse_class_map
-    from geounet.metrics import evaluate
+    from geounet.evaluation import evaluate
 
     class_map = parse_class_map(class_spec)
     try:
@@ -68,6 +68,7 @@ def evaluate_cmd(pred, truth, region, grid, iou_threshold, label_column, class_s
             _echo_classes(res.classes)
             return
         p, b = res.pixel, res.buildings
+        assert p is not None and b is not None  # binary evaluation fills both
         click.echo(f"pixel     IoU {p.iou:.4f}  precision {p.precision:.4f}  "
                    f"recall {p.recall:.4f}  F1 {p.f1:.4f}  (tp {p.tp}, fp {p.fp}, fn {p.fn})")
         click.echo(f"buildings F1 {b.f1:.4f}  precision {b.precision:.4f}  recall {b.recall:.4f}"
@@ -90,5 +91,5 @@ def _echo_classes(c) -> None:
                    f"{f(m['f1'])}  {m['support_px']}")
     click.echo("confusion matrix (rows: truth, columns: predicted)")
     click.echo(" " * width + "  " + " ".join(f"{n[:8]:>8}" for n in c.classes))
-    for name, row in zip(c.classes, c.confusion):
+    for name, row in zip(c.classes, c.confusion, strict=True):
         click.echo(f"{name:<{width}}  " + " ".join(f"{v:>8}" for v in row))

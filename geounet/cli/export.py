@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import click
 
-from geounet.cli.options import overwrite_opt, verbosity
+from geounet.cli.options import overwrite_opt, tile_size_opt, verbosity
 
 
 @click.command("export")
 @click.argument("model", required=False, default=None, metavar="[MODEL]")
 @click.option("--onnx", "onnx_out", required=True, type=click.Path(dir_okay=False),
               help="ONNX file to write.")
-@click.option("--tile-size", type=int, default=None,
-              help="Fixed tile size of the graph in pixels (default: the model's).")
+@tile_size_opt(what="Fixed tile size of the graph")
 @overwrite_opt
 @verbosity
 def export_cmd(model, onnx_out, tile_size, overwrite, quiet, verbose):

@@ -9,7 +9,6 @@ and exit status 1; ``-v`` adds the traceback.
 from __future__ import annotations
 
 import logging
-import sys
 
 import click
 
@@ -29,8 +28,10 @@ COMMANDS = {
 
 
 class GeounetGroup(click.Group):
-    """Click group with lazily imported subcommands (:data:`COMMANDS`) that turns
-    geounet errors into one-line messages."""
+    """Click group with lazily imported subcommands (:data:`COMMANDS`).
+
+    It turns geounet errors into one-line messages.
+    """
 
     def list_commands(self, ctx):  # noqa: D102
         return sorted(set(COMMANDS) | set(self.commands))
@@ -68,7 +69,7 @@ def cli() -> None:
     """Segment GeoTIFF scenes with U-Nets into building footprints and land-use polygons."""
 
 
-def _terminate(signum, frame):  # noqa: ARG001
+def _terminate(signum, frame):
     """Turn SIGTERM into SystemExit so cleanups run and no temporary output is left."""
     raise SystemExit(128 + signum)
 
@@ -82,4 +83,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -6,11 +6,16 @@ This module imports only click and geounet's light modules, so ``geounet
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import click
 
-from geounet.errors import GeounetError
+from geounet.errors import InvalidOptionError
+
+Decorator = Callable[[Any], Any]
 
 
 def _setup_logging(ctx: click.Context, verbose: int, quiet: bool) -> None:
@@ -55,15 +60,53 @@ bands_opt = click.option(
 )
 
 
-def parse_kv(values: tuple[str, ...]) -> dict:
-    """Parse ``KEY=VALUE`` pairs; values are JSON when they parse as JSON."""
-    import json
+def tile_size_opt(default: int | None = None, what: str = "Tile size") -> Decorator:
+    """``--tile-size PX``: ``default`` ``None`` means the model's recommendation.
 
-    out = {}
+    Args:
+        default: Default in pixels, or ``None`` (the model's).
+        what: Start of the help text.
+
+    Returns:
+        The click option decorator.
+    """
+    return click.option(
+        "--tile-size", type=int, default=default, show_default=default is not None,
+        help=f"{what}, in pixels" + (" (default: the model's)." if default is None else "."))
+
+
+def overlap_opt(default: int | None = None, what: str = "Tile overlap") -> Decorator:
+    """``--overlap PX``: ``default`` ``None`` means the model's recommendation.
+
+    Args:
+        default: Default in pixels, or ``None`` (the model's).
+        what: Start of the help text.
+
+    Returns:
+        The click option decorator.
+    """
+    return click.option(
+        "--overlap", type=int, default=default, show_default=default is not None,
+        help=f"{what}, in pixels" + (" (default: the model's)." if default is None else "."))
+
+
+def parse_kv(values: tuple[str, ...]) -> dict[str, Any]:
+    """Parse ``KEY=VALUE`` pairs; values are JSON when they parse as JSON.
+
+    Args:
+        values: The ``KEY=VALUE`` strings.
+
+    Returns:
+        ``{key: value}``.
+
+    Raises:
+        InvalidOptionError: for an item without ``=`` or key.
+    """
+    out: dict[str, Any] = {}
     for item in values:
         key, sep, raw = item.partition("=")
         if not sep or not key:
-            raise GeounetError(f"{item!r} is not KEY=VALUE, e.g. --arch-arg depth=4")
+            raise InvalidOptionError(f"{item!r} is not KEY=VALUE, e.g. --arch-arg depth=4")
         try:
             out[key] = json.loads(raw)
         except json.JSONDecodeError:

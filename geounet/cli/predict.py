@@ -8,7 +8,9 @@ from geounet.cli.options import (
     bands_opt,
     batch_size_opt,
     device_opt,
+    overlap_opt,
     overwrite_opt,
+    tile_size_opt,
     verbosity,
 )
 
@@ -25,8 +27,8 @@ from geounet.cli.options import (
               help="Bundled model name (buildings-atlanta, landcover-landsat7) or "
                    ".safetensors file (default: buildings-atlanta).")
 @bands_opt
-@click.option("--tile-size", type=int, default=None, help="Tile size in pixels (default: model's).")
-@click.option("--overlap", type=int, default=None, help="Tile overlap in pixels (default: model's).")
+@tile_size_opt()
+@overlap_opt()
 @batch_size_opt
 @device_opt
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
@@ -96,12 +98,14 @@ def predict_cmd(scenes, output, fmt, model, bands, tile_size, overlap, batch_siz
     from pathlib import Path
 
     from geounet._alloc import tune_allocator
+    from geounet.api import predict_scene, predict_scenes
     from geounet.config import OutputConfig, PredictConfig, TilingConfig, VectorizeConfig
     from geounet.io.read import parse_bands
-    from geounet.pipeline import expand_scenes, predict_scene, predict_scenes
+    from geounet.pipeline.scenes import expand_scenes
     from geounet.progress import JsonLinesProgress, NullProgress, TqdmProgress
 
     tune_allocator()
+    reporter: JsonLinesProgress | NullProgress | TqdmProgress
     if progress_kind == "json":
         reporter = JsonLinesProgress()
     elif progress_kind == "none" or quiet:

@@ -17,7 +17,8 @@ class _LazyGroup(click.Group):
     def get_command(self, ctx, name):
         from geounet.cli.main import GeounetGroup
 
-        return GeounetGroup.get_command(self, ctx, name)
+        # the same lookup, without making this module import GeounetGroup's module
+        return GeounetGroup.get_command(self, ctx, name)  # type: ignore[arg-type]
 
     def invoke(self, ctx):
         from geounet.cli.main import invoke_with_clean_errors

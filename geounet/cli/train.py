@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import click
 
-from geounet.cli.options import bands_opt, device_opt, overwrite_opt, parse_kv, verbosity
+from geounet.cli.options import (
+    bands_opt,
+    device_opt,
+    overlap_opt,
+    overwrite_opt,
+    parse_kv,
+    tile_size_opt,
+    verbosity,
+)
+from geounet.constants import DEFAULT_OVERLAP_PX, DEFAULT_TILE_SIZE_PX
 
 
 @click.command("train")
@@ -18,7 +27,8 @@ from geounet.cli.options import bands_opt, device_opt, overwrite_opt, parse_kv, 
 @click.option("--depth", type=int, default=None, help="unet: number of down-sampling steps.")
 @click.option("--encoder", default=None, help="smp_unet: resnet18, resnet34 or resnet50.")
 @click.option("--encoder-weights", type=click.Path(dir_okay=False), default=None,
-              help="smp_unet: local encoder weights file (.pth/.safetensors); nothing is downloaded.")
+              help="smp_unet: local encoder weights file (.pth/.safetensors); nothing is "
+                   "downloaded.")
 @click.option("--arch-arg", multiple=True, metavar="KEY=VALUE",
               help="Any other architecture argument (JSON value), repeatable.")
 @bands_opt
@@ -44,10 +54,8 @@ from geounet.cli.options import bands_opt, device_opt, overwrite_opt, parse_kv, 
 @click.option("--epochs", type=int, default=20, show_default=True)
 @click.option("--steps-per-epoch", type=int, default=50, show_default=True)
 @click.option("--batch-size", type=int, default=8, show_default=True, help="Tiles per step.")
-@click.option("--tile-size", type=int, default=256, show_default=True,
-              help="Training tile size in pixels.")
-@click.option("--overlap", type=int, default=32, show_default=True,
-              help="Inference overlap in pixels stored in the model.")
+@tile_size_opt(DEFAULT_TILE_SIZE_PX, what="Training tile size")
+@overlap_opt(DEFAULT_OVERLAP_PX, what="Inference overlap stored in the model")
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate.")
 @click.option("--lr-schedule", type=click.Choice(["cosine", "constant"]), default="cosine",
               show_default=True, help="Cosine annealing of the learning rate to 0, or constant.")

@@ -64,8 +64,11 @@ def temp_path_for(path: Path) -> Path:
 
 
 def _default_mode(path: Path) -> None:
-    """Give a file the permissions a new file gets (``0o666 & ~umask``) when its writer made
-    it private (safetensors writes 0600), so outputs can be shared like any other file."""
+    """Give a file the permissions a new file gets (``0o666 & ~umask``).
+
+    For files whose writer made them private (safetensors writes 0600), so outputs
+    can be shared like any other file.
+    """
     mode = path.stat().st_mode & 0o777
     if mode != 0o600:
         return

@@ -10,7 +10,6 @@ mask alike; a pixel is valid when it is valid in every selected band.
 from __future__ import annotations
 
 import logging
-import math
 import os
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from geounet.errors import (
     MissingCRSError,
     NotARasterError,
 )
+from geounet.geometry import pixel_size_m
 
 log = logging.getLogger(__name__)
 
@@ -181,23 +181,22 @@ class Scene:
         a degree of longitude and latitude at the scene's centre latitude on the
         WGS84 mean radius.
         """
-        xres, yres = self.dataset.res
-        if self.crs.is_geographic:
-            lat = (self.dataset.bounds.top + self.dataset.bounds.bottom) / 2
-            m_per_deg = math.pi / 180 * 6_371_008.8
-            return xres * m_per_deg * math.cos(math.radians(lat)), yres * m_per_deg
-        factor = self.crs.linear_units_factor[1] if self.crs.linear_units else 1.0
-        return xres * factor, yres * factor
+        bounds = self.dataset.bounds
+        return pixel_size_m(self.crs, self.dataset.res, (bounds.top + bounds.bottom) / 2)
 
     def gsd_m(self) -> float:
-        """Approximate ground sample distance in metres per pixel (mean of x and y,
-        see :meth:`pixel_size_m`)."""
+        """Approximate ground sample distance in metres per pixel.
+
+        The mean of the x and y sizes of :meth:`pixel_size_m`.
+        """
         x, y = self.pixel_size_m()
         return 0.5 * (x + y)
 
     def pixel_area_m2(self) -> float:
-        """Approximate ground area of one pixel in square metres (x size times y size,
-        see :meth:`pixel_size_m`)."""
+        """Approximate ground area of one pixel in square metres.
+
+        The x size times the y size of :meth:`pixel_size_m`.
+        """
         x, y = self.pixel_size_m()
         return x * y
 

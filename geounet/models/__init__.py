@@ -3,7 +3,8 @@
 Importing this package does not import torch; building or loading a model does.
 """
 
-from geounet.models.modelfile import ModelMetadata, load_model, read_metadata, resolve_model_path, save_model
+from geounet.models.metadata import ModelMetadata
+from geounet.models.modelfile import load_model, read_metadata, resolve_model_path, save_model
 from geounet.models.registry import (
     DEFAULT_MODEL,
     ENTRY_POINT_GROUP,

@@ -10,12 +10,14 @@ point is imported only when its architecture is built.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import import_module
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
 
-from geounet.errors import UnknownModelError
+from geounet.errors import ModelFileError, UnknownModelError
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +50,12 @@ class Architecture:
 
 
 def architectures() -> dict[str, Architecture]:
-    """Every registered architecture, by name, without importing any of them."""
+    """Every registered architecture, by name, without importing any of them.
+
+    Returns:
+        Built-ins (``unet``, ``smp_unet``) and entry points of
+        :data:`ENTRY_POINT_GROUP`; an entry point overrides a built-in of its name.
+    """
     found = {
         name: Architecture(name, target, "geounet") for name, target in _BUILTIN.items()
     }
@@ -59,8 +66,14 @@ def architectures() -> dict[str, Architecture]:
     return found
 
 
-def get_factory(name: str):
+def get_factory(name: str) -> Callable[..., Any]:
     """Import and return the factory of architecture ``name``.
+
+    Args:
+        name: Registered architecture name.
+
+    Returns:
+        The factory ``f(in_channels, classes, **arch_args) -> nn.Module``.
 
     Raises:
         UnknownModelError: if no architecture has that name, or its entry point
@@ -75,10 +88,10 @@ def get_factory(name: str):
     arch = archs[name]
     module, _, attr = arch.target.partition(":")
     try:
-        obj = import_module(module)
+        obj: Any = import_module(module)
         for part in attr.split("."):
             obj = getattr(obj, part)
-    except Exception as exc:  # noqa: BLE001 - report any plugin failure the same way
+    except Exception as exc:
         raise UnknownModelError(
             f"architecture {name!r} (entry point {arch.target!r} from package "
             f"{arch.package!r}) failed to load: {exc}"
@@ -86,7 +99,7 @@ def get_factory(name: str):
     return obj
 
 
-def build_model(architecture: str, in_channels: int, classes: int, **arch_args):
+def build_model(architecture: str, in_channels: int, classes: int, **arch_args: Any) -> Any:
     """Build an untrained model of a registered architecture.
 
     Args:
@@ -103,8 +116,6 @@ def build_model(architecture: str, in_channels: int, classes: int, **arch_args):
         UnknownModelError: for an unknown architecture.
         ModelFileError: for arguments the factory rejects.
     """
-    from geounet.errors import ModelFileError
-
     factory = get_factory(architecture)
     try:
         model = factory(in_channels=in_channels, classes=classes, **arch_args)
@@ -118,5 +129,9 @@ def build_model(architecture: str, in_channels: int, classes: int, **arch_args):
 
 
 def bundled_models() -> dict[str, Path]:
-    """Model files shipped inside the package, by name (file stem)."""
+    """Model files shipped inside the package, by name (file stem).
+
+    Returns:
+        ``.safetensors`` paths under :data:`WEIGHTS_DIR`, sorted by name.
+    """
     return {p.stem: p for p in sorted(WEIGHTS_DIR.glob("*.safetensors"))}

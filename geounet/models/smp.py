@@ -10,6 +10,7 @@ passed on to smp, which downloads the weights (needs network access).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from geounet.errors import InputNotFoundError, ModelFileError, UnknownModelError
 
@@ -29,7 +30,7 @@ def _load_state_dict(path: Path) -> dict:
     return obj
 
 
-def load_encoder_weights(model, path: str | Path) -> None:
+def load_encoder_weights(model: Any, path: str | Path) -> None:
     """Load a local ResNet ``state_dict`` into ``model.encoder``.
 
     Args:
@@ -49,7 +50,7 @@ def load_encoder_weights(model, path: str | Path) -> None:
         )
     try:
         sd = _load_state_dict(path)
-    except Exception as exc:  # noqa: BLE001 - any reader failure means a bad file
+    except Exception as exc:
         raise ModelFileError(
             f"cannot read encoder weights {str(path)!r}: {exc}; expected a ResNet state_dict"
         ) from exc
@@ -73,7 +74,7 @@ def build_smp_unet(
     encoder_weights: str | None = None,
     encoder_weights_path: str | None = None,
     decoder_attention_type: str | None = None,
-):
+) -> Any:
     """Entry-point factory for the ``smp_unet`` architecture.
 
     Args:

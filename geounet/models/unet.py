@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from geounet.errors import InvalidOptionError
+
 
 class DoubleConv(nn.Module):
     """(3x3 conv -> BatchNorm -> ReLU) x 2.
@@ -26,7 +28,8 @@ class DoubleConv(nn.Module):
     Shape: ``(b, in_channels, h, w)`` -> ``(b, out_channels, h, w)``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, mid_channels: int | None = None):
+    def __init__(self, in_channels: int, out_channels: int,
+                 mid_channels: int | None = None) -> None:
         super().__init__()
         mid = mid_channels or out_channels
         self.double_conv = nn.Sequential(
@@ -45,7 +48,7 @@ class DoubleConv(nn.Module):
 class Down(nn.Module):
     """2x2 max-pool then :class:`DoubleConv`; halves ``h`` and ``w``."""
 
-    def __init__(self, in_channels: int, out_channels: int):
+    def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
         self.pool_conv = nn.Sequential(nn.MaxPool2d(2), DoubleConv(in_channels, out_channels))
 
@@ -62,8 +65,9 @@ class Up(nn.Module):
         bilinear: Bilinear upsampling (True) or a 2x2 transposed convolution.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, bilinear: bool = True):
+    def __init__(self, in_channels: int, out_channels: int, bilinear: bool = True) -> None:
         super().__init__()
+        self.up: nn.Module
         if bilinear:
             self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True)
             self.conv = DoubleConv(in_channels, out_channels, in_channels // 2)
@@ -82,7 +86,7 @@ class Up(nn.Module):
 class OutConv(nn.Module):
     """1x1 convolution to ``classes`` logits."""
 
-    def __init__(self, in_channels: int, classes: int):
+    def __init__(self, in_channels: int, classes: int) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_channels, classes, kernel_size=1)
 
@@ -105,6 +109,9 @@ class UNet(nn.Module):
     Shape: ``(b, in_channels, h, w)`` float32 -> ``(b, classes, h, w)`` logits.
     Any ``h, w`` works (odd sizes are padded inside ``Up``); multiples of
     ``2**depth`` (:attr:`pad_multiple`) avoid the padding.
+
+    Raises:
+        InvalidOptionError: (a ``ValueError``) for ``depth`` below 1.
     """
 
     def __init__(
@@ -114,10 +121,10 @@ class UNet(nn.Module):
         base_channels: int = 64,
         depth: int = 4,
         bilinear: bool = True,
-    ):
+    ) -> None:
         super().__init__()
         if depth < 1:
-            raise ValueError(f"depth {depth} must be 1 or more")
+            raise InvalidOptionError(f"depth {depth} must be 1 or more")
         self.pad_multiple = 2**depth
         factor = 2 if bilinear else 1
         ch = [base_channels * 2**k for k in range(depth + 1)]
@@ -149,5 +156,19 @@ def build_unet(
     depth: int = 4,
     bilinear: bool = True,
 ) -> UNet:
-    """Entry-point factory for the ``unet`` architecture (see :class:`UNet`)."""
+    """Entry-point factory for the ``unet`` architecture.
+
+    Args:
+        in_channels: Input bands.
+        classes: Output channels (1 for a binary sigmoid model, else one per class).
+        base_channels: Channels of the first level.
+        depth: Number of down-sampling steps.
+        bilinear: Bilinear upsampling (True) or transposed convolutions.
+
+    Returns:
+        The :class:`UNet`.
+
+    Raises:
+        InvalidOptionError: for ``depth`` below 1.
+    """
     return UNet(in_channels, classes, base_channels, depth, bilinear)

@@ -1,0 +1,173 @@
+"""Test data builders shared by the test modules, in one place.
+
+* the bundled samples' paths;
+* seeded GeoTIFFs and tiny model files (:func:`write_geotiff`, :func:`random_scene`,
+  :func:`tiny_model`);
+* small training scenes with label polygons (:func:`synthetic`, :func:`sparse_landcover`);
+* synthetic footprints for :mod:`geounet.footprints` (:func:`frame`, :func:`polygons_of`),
+  built from pixel masks with ``rasterio.features.shapes`` on a 0.5 m UTM grid
+  (:data:`FOOTPRINT_T`) or a small geographic grid near Atlanta (:data:`T_GEO`).
+
+Import them with ``from builders import ...`` (``tests/`` is on ``sys.path`` through
+``pythonpath`` in ``pyproject.toml``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import rasterio
+import shapely
+from affine import Affine
+from rasterio import features
+from rasterio.transform import from_origin
+
+from geounet.geometry import metric_geometries
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_SCENE = ROOT / "examples" / "data" / "atlanta_sample.tif"
+SAMPLE_LABELS = ROOT / "examples" / "data" / "atlanta_buildings.geojson"
+LANDSAT_SCENE = ROOT / "examples" / "data" / "landsat_raleigh.tif"
+LANDSAT_LABELS = ROOT / "examples" / "data" / "landsat_landcover.shp"
+
+
+def write_geotiff(path, data, crs="EPSG:32616", transform=None, nodata=None, **extra):
+    """Write a ``(bands, h, w)`` array as a GeoTIFF; returns ``path``."""
+    data = np.asarray(data)
+    if data.ndim == 2:
+        data = data[None]
+    count, h, w = data.shape
+    transform = transform or from_origin(733600.0, 3725140.0, 0.5, 0.5)
+    profile = dict(driver="GTiff", width=w, height=h, count=count, dtype=data.dtype.name,
+                   transform=transform, **extra)
+    if crs is not None:
+        profile["crs"] = crs
+    if nodata is not None:
+        profile["nodata"] = nodata
+    with rasterio.open(path, "w", **profile) as ds:
+        ds.write(data)
+    return Path(path)
+
+
+def random_scene(path, width=300, height=200, count=1, seed=0, dtype="uint16", **kw):
+    """A seeded random scene: ``count`` bands of ``dtype`` noise."""
+    rng = np.random.default_rng(seed)
+    data = rng.integers(100, 1000, size=(count, height, width)).astype(dtype)
+    return write_geotiff(path, data, **kw)
+
+
+def tiny_model(path, bands=(1,), classes=("background", "building"), seed=0, tile=64,
+               overlap=16, base=4, depth=2, threshold=0.5, background_class=0):
+    """Save an untrained, seeded, tiny U-Net model file."""
+    import torch
+
+    from geounet.models import ModelMetadata, build_model, save_model
+
+    torch.manual_seed(seed)
+    out = 1 if len(classes) == 2 else len(classes)
+    model = build_model("unet", len(bands), out, base_channels=base, depth=depth)
+    meta = ModelMetadata(
+        name=Path(path).stem, architecture="unet",
+        arch_args={"base_channels": base, "depth": depth}, bands=list(bands),
+        band_names=[f"b{b}" for b in bands], band_mean=[500.0] * len(bands),
+        band_std=[250.0] * len(bands), classes=list(classes), gsd_m=0.5, tile_size_px=tile,
+        overlap_px=overlap, threshold=threshold, pad_multiple=2**depth,
+        background_class=background_class,
+    )
+    save_model(model, meta, path)
+    return Path(path)
+
+
+# ---------------------------------------------------------------- label scenes
+
+LABEL_T = from_origin(500000, 4000000, 1, 1)
+"""Grid of the label scenes: 1 m pixels in EPSG:32616."""
+
+
+def synthetic(tmp_path, seed=0, n=14):
+    """Bright squares (buildings) on a noisy dark ground, and their polygons."""
+    rng = np.random.default_rng(seed)
+    img = rng.normal(300, 40, (128, 256))
+    boxes = []
+    for _ in range(n):
+        r, c = int(rng.integers(4, 108)), int(rng.integers(4, 236))
+        s = int(rng.integers(8, 16))
+        img[r : r + s, c : c + s] = rng.normal(900, 40)
+        boxes.append(shapely.box(500000 + c, 4000000 - r - s, 500000 + c + s, 4000000 - r))
+    scene = write_geotiff(tmp_path / "syn.tif", img.clip(0, 2000).astype(np.uint16), transform=LABEL_T)
+    labels = tmp_path / "syn.gpkg"
+    gpd.GeoDataFrame({"kind": ["a", "b"] * (n // 2)}, geometry=boxes,
+                     crs="EPSG:32616").to_file(labels)
+    return scene, labels
+
+
+def sparse_landcover(tmp_path, seed=0):
+    """Three spectrally distinct land covers in bands 1-2, each labelled by a few polygons
+    (most pixels unlabelled), as in a land-cover training set."""
+    rng = np.random.default_rng(seed)
+    h, w = 128, 192
+    cover = np.zeros((h, w), int)
+    cover[:, 64:128] = 1
+    cover[:, 128:] = 2
+    means = np.array([[200, 800], [800, 200], [600, 600]])
+    img = np.stack([rng.normal(means[cover, b], 30) for b in range(2)]).clip(0, 2000)
+    scene = write_geotiff(tmp_path / "lc.tif", img.astype(np.uint16), transform=LABEL_T)
+    polys, names, codes = [], [], []
+    for k, name in enumerate(["water", "field", "town"]):
+        for r in (8, 48, 88):
+            c = 64 * k + 8 + (r % 3) * 4
+            polys.append(shapely.box(500000 + c, 4000000 - r - 24, 500000 + c + 24, 4000000 - r))
+            names.append(name)
+            codes.append(k + 1)
+    labels = tmp_path / "lc.gpkg"
+    gpd.GeoDataFrame({"name": names, "code": codes}, geometry=polys,
+                     crs="EPSG:32616").to_file(labels)
+    return scene, labels
+
+
+# ---------------------------------------------------------------- footprints
+
+UTM = "EPSG:32616"
+FOOTPRINT_T = Affine(0.5, 0, 500000, 0, -0.5, 3700000)
+PX_M2 = 0.25
+# about 0.46 m x 0.55 m pixels near lon -84.4, lat 33.7
+GEO = "EPSG:4326"
+T_GEO = Affine(5e-6, 0, -84.4, 0, -5e-6, 33.7)
+COLUMNS = ["class_id", "class_name", "area_m2", "score", "geometry"]
+
+
+def frame(geoms, crs=UTM, scores=None) -> gpd.GeoDataFrame:
+    """A footprint frame (geounet's columns) of ``geoms``, areas measured as geounet does."""
+    n = len(geoms)
+    gdf = gpd.GeoDataFrame(
+        {"class_id": np.ones(n, np.int32), "class_name": ["building"] * n,
+         "area_m2": np.zeros(n),
+         "score": np.linspace(0.6, 0.9, n) if scores is None else np.asarray(scores, float)},
+        geometry=gpd.GeoSeries(list(geoms), crs=crs), crs=crs)
+    if n:
+        metric, factor = metric_geometries(gdf)
+        gdf["area_m2"] = metric.area.to_numpy() * factor**2
+    return gdf
+
+
+def polygons_of(mask, transform=FOOTPRINT_T):
+    """The polygons of a boolean mask, from pixel edges."""
+    return [shapely.geometry.shape(g) for g, _ in
+            features.shapes(mask.astype(np.uint8), mask=mask, transform=transform)]
+
+
+def check_frame(out, like):
+    """Assert ``out`` is a footprint frame like ``like``: columns, CRS, index, valid areas."""
+    assert list(out.columns) == list(like.columns)
+    assert out.crs == like.crs
+    assert list(out.index) == list(range(len(out)))
+    assert out["class_id"].dtype == np.int32
+    geoms = out.geometry.to_numpy()
+    assert shapely.is_valid(geoms).all()
+    assert not shapely.is_empty(geoms).any()
+    assert set(out.geom_type) <= {"Polygon", "MultiPolygon"}
+    metric, factor = metric_geometries(out) if len(out) else (None, 1.0)
+    if len(out):
+        np.testing.assert_allclose(out["area_m2"], metric.area * factor**2, rtol=1e-6)
