@@ -60,8 +60,15 @@ bands_opt = click.option(
 )
 
 
+def _pixels_opt(flag: str, default: int | None, what: str) -> Decorator:
+    """A ``--FLAG PX`` option whose ``None`` default means the model's recommendation."""
+    return click.option(
+        flag, type=int, default=default, show_default=default is not None,
+        help=f"{what}, in pixels" + (" (default: the model's)." if default is None else "."))
+
+
 def tile_size_opt(default: int | None = None, what: str = "Tile size") -> Decorator:
-    """``--tile-size PX``: ``default`` ``None`` means the model's recommendation.
+    """``--tile-size PX`` (default ``None``: the model's recommendation).
 
     Args:
         default: Default in pixels, or ``None`` (the model's).
@@ -70,13 +77,11 @@ def tile_size_opt(default: int | None = None, what: str = "Tile size") -> Decora
     Returns:
         The click option decorator.
     """
-    return click.option(
-        "--tile-size", type=int, default=default, show_default=default is not None,
-        help=f"{what}, in pixels" + (" (default: the model's)." if default is None else "."))
+    return _pixels_opt("--tile-size", default, what)
 
 
 def overlap_opt(default: int | None = None, what: str = "Tile overlap") -> Decorator:
-    """``--overlap PX``: ``default`` ``None`` means the model's recommendation.
+    """``--overlap PX`` (default ``None``: the model's recommendation).
 
     Args:
         default: Default in pixels, or ``None`` (the model's).
@@ -85,9 +90,7 @@ def overlap_opt(default: int | None = None, what: str = "Tile overlap") -> Decor
     Returns:
         The click option decorator.
     """
-    return click.option(
-        "--overlap", type=int, default=default, show_default=default is not None,
-        help=f"{what}, in pixels" + (" (default: the model's)." if default is None else "."))
+    return _pixels_opt("--overlap", default, what)
 
 
 def parse_kv(values: tuple[str, ...]) -> dict[str, Any]:

@@ -77,7 +77,7 @@ def check_frame(gdf: Any, func: str) -> None:
     if not isinstance(gdf, gpd.GeoDataFrame):
         raise InvalidOptionError(
             f"{func}() got a {type(gdf).__name__}: expected a geopandas GeoDataFrame of "
-            "footprints; build one with geounet.polygons.vectorize or geopandas.read_file"
+            "footprints; build one with geounet.vectorize or geopandas.read_file"
         )
     if gdf.crs is None:
         raise MissingCRSError(

@@ -36,6 +36,21 @@ METADATA_KEY = "geounet"
 """Key of the metadata JSON in a safetensors ``__metadata__`` and in ONNX ``metadata_props``."""
 
 
+def output_channels(n_classes: int) -> int:
+    """Output channels of a model with ``n_classes`` classes.
+
+    Two classes (background and one foreground) make a binary model with one
+    sigmoid channel; more classes get one softmax channel each.
+
+    Args:
+        n_classes: Number of classes, background included.
+
+    Returns:
+        1 for two classes, else ``n_classes``.
+    """
+    return 1 if n_classes == 2 else n_classes
+
+
 @dataclass(frozen=True)
 class ModelMetadata:
     """Everything needed to run a model on a scene, stored in the model file.
@@ -97,7 +112,7 @@ class ModelMetadata:
     @property
     def out_channels(self) -> int:
         """Output channels: 1 for binary models, else one per class."""
-        return 1 if self.binary else len(self.classes)
+        return output_channels(len(self.classes))
 
     @property
     def product_classes(self) -> list[int]:

@@ -22,6 +22,7 @@ from geounet.constants import CLASS_NODATA
 from geounet.errors import EmptySceneError, LabelError, RegionError
 from geounet.io.read import BandScaler, Scene, band_statistics
 from geounet.labels import LabelSpec, burn_labels, hold_out_polygons, require_overlap
+from geounet.models.metadata import output_channels
 from geounet.regions import parse_region, window_slices
 from geounet.training.config import TrainConfig
 
@@ -70,8 +71,8 @@ class TrainingData:
 
     @property
     def out_channels(self) -> int:
-        """Model output channels: 1 for a binary model, else one per class."""
-        return 1 if self.binary else len(self.classes)
+        """Model output channels (:func:`geounet.models.metadata.output_channels`)."""
+        return output_channels(len(self.classes))
 
     @property
     def has_validation(self) -> bool:
