@@ -61,6 +61,38 @@ def metric_geometries(gdf: Any) -> tuple[Any, float]:
     return gdf.geometry, float(factor or 1.0)
 
 
+def pixel_steps_m(gdf: Any, geoms: np.ndarray, transform: Any, factor: float) -> np.ndarray:
+    """Ground length in metres of one pixel row step and one column step, at each polygon.
+
+    Projected CRS: the steps' lengths times the unit ``factor``. Geographic:
+    measured in the local UTM zone (as :func:`metric_geometries`) at a point on
+    each polygon's surface, so non-square pixels of a geographic grid are exact.
+
+    Args:
+        gdf: The GeoDataFrame the polygons belong to (its CRS, its UTM zone).
+        geoms: ``(n,)`` polygons in that CRS.
+        transform: Affine transform of the pixel grid (pixel -> CRS units).
+        factor: The CRS unit in metres (from :func:`metric_geometries`).
+
+    Returns:
+        ``(n, 2)`` float64: metres per row step, metres per column step.
+    """
+    import shapely
+    from pyproj import Transformer
+
+    col_step = math.hypot(transform.a, transform.d)
+    row_step = math.hypot(transform.b, transform.e)
+    if not gdf.crs.is_geographic:
+        return np.tile([row_step * factor, col_step * factor], (len(geoms), 1))
+    tr = Transformer.from_crs(gdf.crs, gdf.estimate_utm_crs(), always_xy=True)
+    pts = shapely.get_coordinates(shapely.point_on_surface(geoms))
+    x, y = pts[:, 0], pts[:, 1]
+    x0, y0 = tr.transform(x, y)
+    xc, yc = tr.transform(x + transform.a, y + transform.d)
+    xr, yr = tr.transform(x + transform.b, y + transform.e)
+    return np.column_stack([np.hypot(xr - x0, yr - y0), np.hypot(xc - x0, yc - y0)])
+
+
 def areas_m2(geoms: Any, crs: Any) -> np.ndarray:
     """Ground areas of geometries in square metres (see :func:`metric_geometries`).
 

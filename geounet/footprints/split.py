@@ -58,9 +58,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import rasterio
-import shapely
 from affine import Affine, TransformNotInvertibleError
-from pyproj import Transformer
 
 from geounet.errors import InvalidOptionError
 from geounet.footprints.checks import (
@@ -72,7 +70,7 @@ from geounet.footprints.checks import (
     prepare,
 )
 from geounet.footprints.watershed import WatershedOptions, split_polygon
-from geounet.geometry import metric_geometries
+from geounet.geometry import metric_geometries, pixel_steps_m
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +138,7 @@ def split_touching(
     if len(candidates) == 0:
         return assemble_per_row(gdf, list(gdf.geometry.to_numpy()), changed)
     geoms = gdf.geometry.to_numpy()
-    px_m = _pixel_size_m(gdf, geoms[candidates], transform, factor)   # (n, 2): row, col metres
+    px_m = pixel_steps_m(gdf, geoms[candidates], transform, factor)   # (n, 2): row, col metres
     src, out_geoms, out_changed, n_split = _split_rows(
         geoms, changed, candidates, px_m, transform, inverse, options)
     log.info("split_touching: %d of %d polygons split into %d pieces", n_split, len(gdf),
@@ -203,23 +201,3 @@ def _split_rows(geoms: np.ndarray, changed: np.ndarray, candidates: np.ndarray,
                 out_geoms.extend(pieces)
                 out_changed.extend([True] * len(pieces))
     return src, out_geoms, out_changed, n_split
-
-
-def _pixel_size_m(gdf: gpd.GeoDataFrame, geoms: np.ndarray, transform: Affine,
-                  factor: float) -> np.ndarray:
-    """``(n, 2)`` ground size in metres of one pixel row step and column step at each polygon.
-
-    Projected CRS: the steps' lengths times the unit ``factor``. Geographic:
-    measured in the local UTM zone at a point on each polygon's surface.
-    """
-    col_step = math.hypot(transform.a, transform.d)
-    row_step = math.hypot(transform.b, transform.e)
-    if not gdf.crs.is_geographic:
-        return np.tile([row_step * factor, col_step * factor], (len(geoms), 1))
-    tr = Transformer.from_crs(gdf.crs, gdf.estimate_utm_crs(), always_xy=True)
-    pts = shapely.get_coordinates(shapely.point_on_surface(geoms))
-    x, y = pts[:, 0], pts[:, 1]
-    x0, y0 = tr.transform(x, y)
-    xc, yc = tr.transform(x + transform.a, y + transform.d)
-    xr, yr = tr.transform(x + transform.b, y + transform.e)
-    return np.column_stack([np.hypot(xr - x0, yr - y0), np.hypot(xc - x0, yc - y0)])
