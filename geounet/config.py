@@ -14,6 +14,9 @@ from dataclasses import dataclass
 
 from geounet.errors import DeviceError, InvalidOptionError, TilingError
 
+RUNTIME_NAMES = ("auto", "torch", "onnxruntime", "openvino")
+"""Values of :attr:`PredictConfig.runtime`."""
+
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
 
 
@@ -94,6 +97,11 @@ class PredictConfig:
             ``None`` chooses by device (see :func:`geounet.pipeline.predictors.auto_channels_last`).
         prefetch: Batches read and scaled ahead on a background thread, so
             reading overlaps the model (0: read on the calling thread).
+        runtime: What runs the model: ``"auto"`` (see
+            :func:`geounet.pipeline.predictors.choose_runtime`: torch on a GPU,
+            onnxruntime on the CPU when installed), ``"torch"``,
+            ``"onnxruntime"`` or ``"openvino"`` (ONNX runtimes run an ONNX
+            export of a ``.safetensors`` model, made once and cached).
         tta: Test-time augmentation: ``"none"``, ``"flips"`` (the tile, and
             flipped left-right and up-down: 3 passes) or ``"d4"`` (the 8
             rotations and reflections of the square: 8 passes); the
@@ -102,7 +110,7 @@ class PredictConfig:
     Raises:
         DeviceError: if ``device`` is not one of the forms above.
         TilingError: if ``batch_size < 1`` or ``prefetch < 0``.
-        InvalidOptionError: for an unknown precision or test-time augmentation.
+        InvalidOptionError: for an unknown precision, runtime or test-time augmentation.
     """
 
     device: str = "auto"
@@ -111,8 +119,14 @@ class PredictConfig:
     channels_last: bool | None = None
     prefetch: int = 2
     tta: str = "none"
+    runtime: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.runtime not in RUNTIME_NAMES:
+            raise InvalidOptionError(
+                f"runtime {self.runtime!r} is not understood: expected one of "
+                f"{', '.join(RUNTIME_NAMES)}; pass e.g. --runtime onnxruntime"
+            )
         if self.tta not in ("none", "flips", "d4"):
             raise InvalidOptionError(
                 f"test-time augmentation {self.tta!r} is not understood: expected none, flips "

@@ -111,20 +111,18 @@ def connect(scheduler: str) -> Iterator[Any]:
 
 
 def predict_block(scene_path: str, bands: list[int], windows: list[Any], spec: str,
-                  batch_size: int, device: str, precision: str, channels_last: bool | None,
-                  tta: str = "none") -> list[Tile]:
+                  config: PredictConfig) -> list[Tile]:
     """Worker task: read, scale and predict the tiles of one block.
+
+    The predictor (runtime, device, precision, TTA of ``config``) is built once
+    per worker process and kept for later blocks.
 
     Args:
         scene_path: Scene path (reachable from the worker).
         bands: 1-based bands in model input order.
-        windows: The block's tile windows.
+        windows: The block's tile windows (all of the plan's tile size).
         spec: Model file path or bundled name.
-        batch_size: Tiles per forward pass.
-        device: As :attr:`~geounet.config.PredictConfig.device`.
-        precision: As :attr:`~geounet.config.PredictConfig.precision`.
-        channels_last: As :attr:`~geounet.config.PredictConfig.channels_last`.
-        tta: As :attr:`~geounet.config.PredictConfig.tta`.
+        config: The run's prediction options.
 
     Returns:
         ``[(window, probs)]`` for the block's tiles that have valid pixels,
@@ -132,15 +130,14 @@ def predict_block(scene_path: str, bands: list[int], windows: list[Any], spec: s
     """
     loaded = worker_model(spec)
     meta = loaded.metadata
-    key = ("predictor", spec, device, precision, channels_last, tta)
+    tile_px = int(windows[0].width)
+    key = ("predictor", spec, config, tile_px)
     if key not in _MODELS:
-        config = PredictConfig(device=device, precision=precision, channels_last=channels_last,
-                               tta=tta)
-        _MODELS[key] = make_predictor(loaded, config)
+        _MODELS[key] = make_predictor(loaded, config, tile_px)
     predictor = _MODELS[key]
     scaler = BandScaler(meta.band_mean, meta.band_std)
     out: list[Tile] = []
-    for wins, batch, _ in iter_tile_batches(scene_path, bands, windows, scaler, batch_size):
+    for wins, batch, _ in iter_tile_batches(scene_path, bands, windows, scaler, config.batch_size):
         if batch is not None:
             out.extend(zip(wins, predictor(batch), strict=True))
     return out
@@ -213,10 +210,8 @@ def _cluster_tiles(client: Any, scene: Scene, plan: TilePlan, spec: str,
     submitted = done = tiles_done = 0
 
     def submit(block: list[Any]) -> Any:
-        return client.submit(
-            predict_block, scene.path, scene.bands, block, spec, config.batch_size,
-            config.device, config.precision, config.channels_last, config.tta, pure=False,
-        )
+        return client.submit(predict_block, scene.path, scene.bands, block, spec, config,
+                             pure=False)
 
     try:
         while done < len(blocks):

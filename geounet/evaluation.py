@@ -33,9 +33,10 @@ from geounet.errors import (
     MissingCRSError,
     ModelFileError,
 )
+from geounet.io.checksum import file_sha256
 from geounet.io.read import open_raster
 from geounet.io.vector import read_vector
-from geounet.labels import LabelSpec, burn_labels, file_sha256
+from geounet.labels import LabelSpec, burn_labels
 from geounet.metrics import (
     EvaluationResult,
     class_metrics,

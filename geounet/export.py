@@ -18,8 +18,10 @@ from typing import Any
 from geounet._deprecated import moved_to
 from geounet.errors import ModelFileError
 from geounet.io.atomic import atomic_path
-from geounet.models.metadata import import_optional, write_onnx_metadata
+from geounet.io.checksum import file_sha256
+from geounet.models.metadata import import_optional
 from geounet.models.modelfile import LoadedModel, as_loaded
+from geounet.models.onnx_metadata import write_onnx_metadata
 from geounet.pipeline.tiling import padded_size
 
 __all__ = ["export_onnx"]
@@ -27,9 +29,9 @@ __all__ = ["export_onnx"]
 log = logging.getLogger(__name__)
 
 __getattr__ = moved_to(__name__, {
-    "read_onnx_metadata": "geounet.models.metadata",
-    "onnx_tile_size": "geounet.models.metadata",
-    "deepness_metadata": "geounet.models.metadata",
+    "read_onnx_metadata": "geounet.models.onnx_metadata",
+    "onnx_tile_size": "geounet.models.onnx_metadata",
+    "deepness_metadata": "geounet.models.onnx_metadata",
     "ONNX_METADATA_KEY": "geounet.models.metadata:METADATA_KEY",
     "OnnxPredictor": "geounet.pipeline.predictors",
 })
@@ -73,9 +75,8 @@ def export_onnx(model: LoadedModel | str | os.PathLike | None = None,
         ModelFileError: if ``model`` is already an ONNX model.
         OutputExistsError, OutputNotWritableError: the usual output errors.
     """
-    import torch
-
-    import_optional("onnx")
+    torch: Any = import_optional("torch", extra="torch")
+    import_optional("onnx", extra="torch")
     loaded = as_loaded(model)
     if loaded.format == "onnx":
         raise ModelFileError(f"{str(loaded.path)!r} is already an ONNX model")
@@ -90,6 +91,6 @@ def export_onnx(model: LoadedModel | str | os.PathLike | None = None,
             dynamic_axes={"input": {0: "batch"}, "probabilities": {0: "batch"}},
             opset_version=opset, dynamo=False,
         )
-        write_onnx_metadata(tmp, meta, tile)
+        write_onnx_metadata(tmp, meta, tile, file_sha256(loaded.path))
     log.info("exported %s to %s (tile %d px)", meta.name, output, tile)
     return Path(output)

@@ -13,7 +13,6 @@ Labels are burned with ``rasterio.features.rasterize`` (pixel-centre rule).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from dataclasses import dataclass
@@ -103,25 +102,6 @@ class LabelSpec:
             gdf, names = _column_class_ids(gdf, self, first, labels_path)
         classes = (["background"] if first else []) + names
         return gdf, classes
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 of a file's bytes, read in 1 MiB chunks.
-
-    Args:
-        path: File to hash.
-
-    Returns:
-        The digest as 64 lowercase hex characters.
-
-    Raises:
-        OSError: if the file cannot be read.
-    """
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def natural_key(value: str) -> tuple[int, float, str]:

@@ -6,6 +6,21 @@ import pytest
 
 from builders import random_scene, tiny_model
 
+@pytest.fixture(scope="session", autouse=True)
+def onnx_cache_dir(tmp_path_factory):
+    """Exported ONNX graphs go to a fresh cache for the session, never to ~/.cache."""
+    import os
+
+    path = tmp_path_factory.mktemp("geounet-cache")
+    old = os.environ.get("GEOUNET_CACHE_DIR")
+    os.environ["GEOUNET_CACHE_DIR"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("GEOUNET_CACHE_DIR", None)
+    else:
+        os.environ["GEOUNET_CACHE_DIR"] = old
+
+
 @pytest.fixture
 def scene(tmp_path):
     """A 300x200 1-band uint16 scene in EPSG:32616 at 0.5 m."""

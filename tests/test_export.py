@@ -15,7 +15,7 @@ from geounet.errors import ModelFileError
 from geounet.export import export_onnx
 from geounet.io.read import BandScaler, Scene
 from geounet.models import load_model, read_metadata
-from geounet.models.metadata import read_onnx_metadata
+from geounet.models.onnx_metadata import read_onnx_metadata
 from geounet.pipeline.predictors import OnnxPredictor, Predictor
 from geounet.pipeline.tiling import padded_size
 
@@ -106,7 +106,7 @@ def test_old_module_paths_still_work_and_warn(tmp_path):
     with pytest.warns(DeprecationWarning, match="geounet.pipeline.predictors.Predictor"):
         assert geounet.inference.Predictor is predictors.Predictor
     path = export_onnx("buildings-atlanta", tmp_path / "b.onnx")
-    with pytest.warns(DeprecationWarning, match="geounet.models.metadata.read_onnx_metadata"):
+    with pytest.warns(DeprecationWarning, match="geounet.models.onnx_metadata.read_onnx_metadata"):
         old = geounet.export.read_onnx_metadata
     assert old is read_onnx_metadata and old(path).name == "buildings-atlanta"
     with pytest.warns(DeprecationWarning, match="OnnxPredictor"):
@@ -121,7 +121,7 @@ def test_missing_onnx_names_the_extra(tmp_path, monkeypatch):
     from geounet.errors import MissingDependencyError
 
     monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx -> ImportError
-    message = r"onnx is not installed; install it with: pip install 'geounet\[onnx\]'"
+    message = r"onnx is not installed; install it with: pip install 'geounet\[torch\]'"
     with pytest.raises(MissingDependencyError, match=message):
         export_onnx("buildings-atlanta", tmp_path / "b.onnx")
     monkeypatch.setitem(sys.modules, "onnxruntime", None)

@@ -10,6 +10,7 @@ from builders import LABEL_T as T
 from builders import sparse_landcover, synthetic
 
 import geounet.labels
+from geounet.io.checksum import file_sha256
 from geounet.errors import InvalidOptionError, LabelError, MissingCRSError
 from geounet.labels import LabelSpec, hold_out_polygons, load_labels, rasterize_labels
 
@@ -79,7 +80,7 @@ def test_label_value_helpers_and_file_hash(tmp_path):
     assert sorted(["b", "11", "2", "a"], key=geounet.labels.natural_key) == ["2", "11", "a", "b"]
     p = tmp_path / "f.bin"
     p.write_bytes(b"abc")
-    assert geounet.labels.file_sha256(p) == (
+    assert file_sha256(p) == (
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
 
 

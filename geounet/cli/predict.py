@@ -13,6 +13,7 @@ from geounet.cli.options import (
     tile_size_opt,
     verbosity,
 )
+from geounet.config import RUNTIME_NAMES
 
 
 @click.command("predict")
@@ -31,6 +32,11 @@ from geounet.cli.options import (
 @overlap_opt()
 @batch_size_opt
 @device_opt
+@click.option("--runtime", type=click.Choice(list(RUNTIME_NAMES)), default="auto",
+              show_default=True,
+              help="What runs the model: auto = torch on a GPU, onnxruntime on the CPU when "
+                   "installed (a .safetensors model is exported to ONNX once and cached); -v "
+                   "says which and why.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
               show_default=True,
               help="torch.autocast dtype; auto = fp16 on CUDA, the measured-faster choice on CPU.")
@@ -84,7 +90,7 @@ from geounet.cli.options import (
 @overwrite_opt
 @verbosity
 def predict_cmd(scenes, output, fmt, model, bands, tile_size, overlap, batch_size, device,
-                precision, channels_last, threshold, min_area, simplify, sieve, tta,
+                runtime, precision, channels_last, threshold, min_area, simplify, sieve, tta,
                 split_touching, split_h, fill_holes, regularize, regularize_tolerance,
                 regularize_45, prob_out, prob_dtype, mask_out, cog, progress_kind,
                 scheduler, overwrite, quiet, verbose):
@@ -116,6 +122,7 @@ def predict_cmd(scenes, output, fmt, model, bands, tile_size, overlap, batch_siz
         bands=parse_bands(bands),
         tiling=TilingConfig(tile_size, overlap),
         predict=PredictConfig(device=device, batch_size=batch_size, precision=precision,
+                              runtime=runtime,
                               channels_last=channels_last, tta=tta),
         vectorize=VectorizeConfig(min_area_m2=min_area, simplify_m=simplify, sieve_m2=sieve,
                                   split_touching=split_touching, split_h_m=split_h,

@@ -1,26 +1,15 @@
 """Model metadata: what a model needs to run on a scene, and how files store it.
 
 A geounet model file (``.safetensors``) keeps the JSON of :class:`ModelMetadata`
-under the key :data:`METADATA_KEY` of its header's ``__metadata__``. An exported
-``.onnx`` graph keeps the same JSON under the same key in its ``metadata_props``,
-next to the keys the Deepness QGIS plugin reads
-(https://qgis-plugin-deepness.readthedocs.io, "Model metadata"), each value
-JSON-encoded: ``model_type`` (``"Segmentor"``), ``class_names``
-(``{0: "background", ...}``), ``resolution`` (cm per pixel), ``tiles_size``,
-``tiles_overlap`` (percent), ``standardization_mean``, ``standardization_std``
-and ``seg_thresh``.
-
-Deepness divides pixel values by 255 before standardising, so the mean and
-standard deviation it gets are geounet's per-band statistics divided by 255:
-``((x / 255) - mean / 255) / (std / 255) == (x - mean) / std``.
-
-Nothing here imports torch; the ONNX readers import ``onnx`` when called.
+under the key :data:`METADATA_KEY` of its header's ``__metadata__``; an exported
+``.onnx`` graph keeps the same JSON under the same key in its ``metadata_props``
+(:mod:`geounet.models.onnx_metadata`, with the keys Deepness reads). Nothing
+here imports torch or onnx.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from importlib import import_module
 from types import ModuleType
@@ -271,95 +260,3 @@ def import_optional(module: str, extra: str = "onnx") -> ModuleType:
         raise MissingDependencyError(
             f"{module} is not installed; install it with: pip install 'geounet[{extra}]'"
         ) from exc
-
-
-def deepness_metadata(meta: ModelMetadata, tile_size_px: int) -> dict[str, str]:
-    """``metadata_props`` of an exported graph, each value JSON-encoded.
-
-    Args:
-        meta: The model's metadata (its ``tile_size_px`` and ``overlap_px``
-            already those of the graph).
-        tile_size_px: Fixed tile size of the graph in pixels.
-
-    Returns:
-        The Deepness keys (see the module docstring) and :data:`METADATA_KEY`
-        with the full :meth:`ModelMetadata.to_json`.
-    """
-    classes = {i: n for i, n in enumerate(meta.classes)}
-    props = {
-        "model_type": "Segmentor",
-        "class_names": classes,
-        "resolution": round((meta.gsd_m or 0) * 100, 4),
-        "tiles_size": tile_size_px,
-        "tiles_overlap": round(100 * meta.overlap_px / tile_size_px, 2),
-        "standardization_mean": [m / 255 for m in meta.band_mean],
-        "standardization_std": [s / 255 for s in meta.band_std],
-        "seg_thresh": meta.threshold,
-    }
-    out = {k: json.dumps(v) for k, v in props.items()}
-    out[METADATA_KEY] = meta.to_json()
-    return out
-
-
-def write_onnx_metadata(path: str | os.PathLike, meta: ModelMetadata, tile_size_px: int) -> None:
-    """Replace the ``metadata_props`` of an ONNX file with :func:`deepness_metadata`.
-
-    Args:
-        path: The ``.onnx`` file, rewritten in place.
-        meta: The model's metadata for the graph.
-        tile_size_px: Fixed tile size of the graph in pixels.
-
-    Raises:
-        MissingDependencyError: if ``onnx`` is not installed.
-    """
-    onnx = import_optional("onnx")
-    proto = onnx.load(str(path))
-    del proto.metadata_props[:]
-    for k, v in deepness_metadata(meta, tile_size_px).items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = k, v
-    onnx.save(proto, str(path))
-
-
-def read_onnx_metadata(path: str | os.PathLike) -> ModelMetadata:
-    """The :class:`ModelMetadata` stored in an exported ``.onnx`` file.
-
-    Args:
-        path: The ``.onnx`` file.
-
-    Returns:
-        Its metadata.
-
-    Raises:
-        MissingDependencyError: if ``onnx`` is not installed.
-        ModelFileError: if the file is not an ONNX model exported by geounet.
-    """
-    onnx = import_optional("onnx")
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:
-        raise ModelFileError(f"{str(path)!r} is not a readable ONNX model ({exc})") from exc
-    props = {p.key: p.value for p in proto.metadata_props}
-    if METADATA_KEY not in props:
-        raise ModelFileError(
-            f"ONNX model {str(path)!r} has no geounet metadata; export it with geounet export"
-        )
-    return ModelMetadata.from_json(props[METADATA_KEY], str(path))
-
-
-def onnx_tile_size(path: str | os.PathLike) -> int:
-    """The fixed tile size (input height) of an exported graph.
-
-    Args:
-        path: The ``.onnx`` file.
-
-    Returns:
-        The tile size in pixels.
-
-    Raises:
-        MissingDependencyError: if ``onnx`` is not installed.
-    """
-    onnx = import_optional("onnx")
-    proto = onnx.load(str(path), load_external_data=False)
-    dims = proto.graph.input[0].type.tensor_type.shape.dim
-    return int(dims[2].dim_value)

@@ -13,6 +13,7 @@ module and runs with onnxruntime. Both are entries of :data:`MODEL_FORMATS`
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -29,8 +30,9 @@ from geounet.models.metadata import (
     METADATA_KEY,
     ModelMetadata,
     default_colors,
-    read_onnx_metadata,
+    import_optional,
 )
+from geounet.models.onnx_metadata import companion_graph, read_onnx_metadata
 from geounet.models.registry import DEFAULT_MODEL, architectures, build_model, bundled_models
 
 __all__ = [  # ModelMetadata, default_colors and the FORMAT_* names re-exported from metadata
@@ -296,10 +298,19 @@ def load_model(spec: str | os.PathLike | None = None) -> LoadedModel:
         UnknownModelError: for an unknown name or an unregistered architecture.
         ModelFileError: if the file is corrupt or its weights do not fit the
             architecture it names.
-        MissingDependencyError: for an ``.onnx`` file without ``onnx`` installed.
+        MissingDependencyError: for an ``.onnx`` file without onnx or
+            onnxruntime installed, or a ``.safetensors`` file without torch
+            and without an ONNX companion
+            (:func:`~geounet.models.onnx_metadata.companion_graph`).
     """
     path = resolve_model_path(spec)
     fmt = format_of(path)
+    if fmt.runtime == "torch" and importlib.util.find_spec("torch") is None:
+        graph = companion_graph(path)
+        if graph is None:
+            import_optional("torch", extra="torch")  # names the extra to install
+        log.info("torch is not installed: %s runs as its ONNX graph %s", path, graph)
+        path, fmt = Path(str(graph)), MODEL_FORMATS[".onnx"]
     meta = fmt.read_metadata(path)
     module = fmt.load(path, meta)
     log.info("loaded model %s (%s, %s) from %s", meta.name, meta.architecture, fmt.name, path)

@@ -9,6 +9,7 @@ point is imported only when its architecture is built.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from geounet.errors import ModelFileError, UnknownModelError
+from geounet.errors import MissingDependencyError, ModelFileError, UnknownModelError
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,10 @@ def build_model(architecture: str, in_channels: int, classes: int, **arch_args: 
         UnknownModelError: for an unknown architecture.
         ModelFileError: for arguments the factory rejects.
     """
+    if importlib.util.find_spec("torch") is None:
+        raise MissingDependencyError(
+            f"architecture {architecture!r} needs torch, which is not installed; install it "
+            "with: pip install 'geounet[torch]'")
     factory = get_factory(architecture)
     try:
         model = factory(in_channels=in_channels, classes=classes, **arch_args)

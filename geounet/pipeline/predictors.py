@@ -1,219 +1,48 @@
-"""Stage 3 - predict: batches of tiles through the model, with torch or onnxruntime.
+"""Stage 3 - predict: choose a runtime, build its predictor, test-time augmentation.
 
 A predictor is a callable ``(b, c, h, w)`` float32 scaled tiles ->
-``(b, k, h, w)`` float32 probabilities. :func:`make_predictor` picks one from
-:data:`RUNTIMES` by the runtime of the loaded model's format (torch for
-``.safetensors`` files, onnxruntime for exported ``.onnx`` graphs) and wraps it
-in :class:`TTAPredictor` on request.
-
-With torch, tiles are padded (reflect) to a multiple the network accepts, run
-under ``torch.inference_mode()`` with optional ``torch.autocast`` (fp16 on CUDA
-by default; bf16 on request) and channels_last memory format, turned into
-probabilities (sigmoid for one-channel models, softmax otherwise) and cropped
-back. On CUDA, batches are copied from pinned memory without blocking.
+``(b, k, h, w)`` float32 probabilities. :data:`RUNTIMES` holds one factory per
+runtime, all registered the same way: ``torch``
+(:mod:`geounet.pipeline.runtime_torch`), ``onnxruntime`` and ``openvino``
+(:mod:`geounet.pipeline.runtime_onnx`, on the model's ONNX graph, exported on
+demand and cached by :mod:`geounet.onnx_cache`). :func:`choose_runtime` is the
+rule of ``runtime="auto"``; :func:`make_predictor` builds the predictor and
+wraps it in :class:`TTAPredictor` on request.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
-import os
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import numpy as np
 
 from geounet.config import PredictConfig
-from geounet.errors import DeviceError, InvalidOptionError
-from geounet.models.metadata import import_optional, onnx_tile_size
+from geounet.errors import InvalidOptionError
+from geounet.models.metadata import import_optional
 from geounet.models.modelfile import LoadedModel
-from geounet.pipeline.tiling import padded_size
+from geounet.onnx_cache import onnx_graph
+from geounet.pipeline.runtime_onnx import OnnxPredictor, OpenVinoPredictor
+from geounet.pipeline.runtime_torch import (
+    Predictor,
+    auto_channels_last,
+    auto_precision,
+    resolve_device,
+)
 
 log = logging.getLogger(__name__)
+
+__all__ = ["RUNTIMES", "OnnxPredictor", "OpenVinoPredictor", "PredictFn", "Predictor",
+           "TTAPredictor", "auto_channels_last", "auto_precision", "batched", "choose_runtime",
+           "installed", "make_predictor", "onnx_predictor", "openvino_predictor",
+           "resolve_device", "torch_predictor"]
 
 PredictFn = Callable[[np.ndarray], np.ndarray]
 """A predictor: ``(b, c, h, w)`` float32 scaled tiles -> ``(b, k, h, w)`` float32 probabilities."""
 
 T = TypeVar("T")
-
-
-def resolve_device(spec: str = "auto") -> Any:
-    """Turn ``auto|cpu|cuda|cuda:N|mps`` into a ``torch.device``.
-
-    ``auto`` is CUDA when available, else CPU.
-
-    Args:
-        spec: Device name.
-
-    Returns:
-        The ``torch.device``.
-
-    Raises:
-        DeviceError: if CUDA/MPS (or that CUDA index) is not available.
-    """
-    import torch
-
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if spec.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise DeviceError(
-                f"device {spec!r} was requested but CUDA is not available on this machine; "
-                "pass --device cpu (or auto)"
-            )
-        index = int(spec.split(":")[1]) if ":" in spec else 0
-        if index >= torch.cuda.device_count():
-            raise DeviceError(
-                f"device {spec!r} does not exist: this machine has "
-                f"{torch.cuda.device_count()} CUDA device(s) (cuda:0..cuda:"
-                f"{torch.cuda.device_count() - 1})"
-            )
-        return torch.device(spec)
-    if spec == "mps":
-        if not torch.backends.mps.is_available():
-            raise DeviceError("device 'mps' is not available; pass --device cpu")
-        return torch.device("mps")
-    return torch.device(spec)
-
-
-def auto_precision(device: Any) -> str:
-    """The autocast dtype ``precision="auto"`` picks on ``device``.
-
-    fp16 on CUDA (tensor cores). fp32 on CPU: on the AVX512-BF16 CPUs of our
-    CI machines bf16 autocast ran 2.2x (smp Unet-resnet34) and 2.8x (the
-    bundled model's U-Net) as fast, but it moved the bundled model's
-    probabilities by up to 0.12 (0.73 on an untrained Unet-resnet34), so it is
-    opt-in (``precision="bf16"``); figures from ``benchmarks/precision.py`` in
-    ``docs/performance.md``.
-
-    Args:
-        device: A ``torch.device``.
-
-    Returns:
-        ``"fp16"`` or ``"fp32"``.
-    """
-    return "fp16" if device.type == "cuda" else "fp32"
-
-
-def auto_channels_last(device: Any) -> bool:
-    """Whether ``channels_last=None`` turns channels_last on for ``device``.
-
-    On: on the CPU it ran 1.08x (Unet-resnet34) and 1.44x (the bundled U-Net)
-    as fast as NCHW with probabilities within 3e-4 of it
-    (``benchmarks/precision.py``); on CUDA it is the layout tensor cores use.
-
-    Args:
-        device: A ``torch.device``.
-
-    Returns:
-        True on CUDA and CPU devices.
-    """
-    return device.type in ("cuda", "cpu")
-
-
-class Predictor:
-    """Runs a torch model over batches of scaled tiles.
-
-    Args:
-        module: ``torch.nn.Module`` mapping ``(b, c, h, w)`` to ``(b, k, h, w)``
-            logits.
-        binary: One sigmoid channel (True) or a softmax over ``k`` channels.
-        pad_multiple: Tiles are padded so ``h`` and ``w`` are multiples of this (px).
-        device: ``torch.device`` or a string for :func:`resolve_device`.
-        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` (autocast dtype).
-        channels_last: ``torch.channels_last`` memory format (None: by device).
-
-    Raises:
-        DeviceError: for an unavailable device, or fp16 requested on a CPU.
-    """
-
-    def __init__(self, module: Any, binary: bool, pad_multiple: int = 32, device: Any = "cpu",
-                 precision: str = "auto", channels_last: bool | None = None) -> None:
-        import torch
-
-        self.device = resolve_device(device) if isinstance(device, str) else device
-        if precision == "auto":
-            precision = auto_precision(self.device)
-        if precision == "fp16" and self.device.type == "cpu":
-            raise DeviceError(
-                "precision fp16 needs a GPU; on the CPU pass --precision bf16 or fp32")
-        self.precision = precision
-        self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-        self.channels_last = (auto_channels_last(self.device) if channels_last is None
-                              else bool(channels_last))
-        module = module.to(self.device).eval()
-        if self.channels_last:
-            module = module.to(memory_format=torch.channels_last)
-        self.module = module
-        self.binary = binary
-        self.pad_multiple = max(1, int(pad_multiple))
-        self._torch = torch
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        """Predict probabilities for a batch of tiles.
-
-        Args:
-            batch: ``(b, c, h, w)`` float32 scaled input.
-
-        Returns:
-            ``(b, k, h, w)`` float32 probabilities in [0, 1] (``k`` = 1 for
-            binary models).
-        """
-        torch = self._torch
-        import torch.nn.functional as F
-
-        _, _, h, w = batch.shape
-        ph = padded_size(h, self.pad_multiple) - h
-        pw = padded_size(w, self.pad_multiple) - w
-        x = torch.from_numpy(np.ascontiguousarray(batch))
-        if self.device.type == "cuda":
-            x = x.pin_memory().to(self.device, non_blocking=True)
-        else:
-            x = x.to(self.device)
-        if ph or pw:
-            mode = "reflect" if ph < h and pw < w else "replicate"
-            x = F.pad(x, (0, pw, 0, ph), mode=mode)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode():
-            with torch.autocast(self.device.type, dtype=self.dtype or torch.float32,
-                                enabled=self.dtype is not None):
-                logits = self.module(x)
-            logits = logits.float()[:, :, :h, :w]
-            probs = torch.sigmoid(logits) if self.binary else torch.softmax(logits, dim=1)
-        return probs.contiguous().cpu().numpy()
-
-
-class OnnxPredictor:
-    """Runs an exported ``.onnx`` model with onnxruntime (same interface as :class:`Predictor`).
-
-    Args:
-        path: The ``.onnx`` file.
-        device: ``cpu``, or ``cuda``/``auto`` to use the CUDA execution
-            provider when onnxruntime has it.
-
-    Raises:
-        MissingDependencyError: if ``onnx`` or ``onnxruntime`` is not installed.
-    """
-
-    def __init__(self, path: str | os.PathLike, device: str = "auto") -> None:
-        ort = import_optional("onnxruntime")
-        providers = ["CPUExecutionProvider"]
-        if device != "cpu" and "CUDAExecutionProvider" in ort.get_available_providers():
-            providers.insert(0, "CUDAExecutionProvider")
-        self.session = ort.InferenceSession(str(path), providers=providers)
-        self.input = self.session.get_inputs()[0].name
-        self.tile = onnx_tile_size(path)
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        """Predict probabilities for a batch of tiles.
-
-        Args:
-            batch: ``(b, c, t, t)`` float32 scaled input, ``t`` the graph's tile size (px).
-
-        Returns:
-            ``(b, k, t, t)`` float32 probabilities.
-        """
-        return self.session.run(None, {self.input: np.ascontiguousarray(batch, np.float32)})[0]
 
 
 def _flip_w(a: np.ndarray) -> np.ndarray:
@@ -301,62 +130,159 @@ def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield batch
 
 
-def torch_predictor(loaded: LoadedModel, config: PredictConfig) -> Predictor:
+def torch_predictor(loaded: LoadedModel, config: PredictConfig, tile_size_px: int) -> PredictFn:
     """The torch runtime: a :class:`Predictor` for a loaded ``.safetensors`` model.
 
     Args:
         loaded: The model (its ``module`` a ``torch.nn.Module``).
         config: Device, precision and channels_last options.
+        tile_size_px: The run's tile size (tiles are padded as they come).
 
     Returns:
         The predictor.
 
     Raises:
+        MissingDependencyError: if torch is not installed.
+        InvalidOptionError: for an ONNX model (no torch module).
         DeviceError: as :class:`Predictor`.
     """
+    import_optional("torch", extra="torch")
+    if loaded.module is None:
+        raise InvalidOptionError(
+            f"runtime torch runs .safetensors models; {str(loaded.path)!r} is an ONNX graph: "
+            "pass --runtime onnxruntime (or openvino), or the model's .safetensors file")
     meta = loaded.metadata
     return Predictor(loaded.module, meta.binary, meta.pad_multiple, config.device,
                      config.precision, config.channels_last)
 
 
-def onnx_predictor(loaded: LoadedModel, config: PredictConfig) -> OnnxPredictor:
-    """The onnxruntime runtime: an :class:`OnnxPredictor` for a loaded ``.onnx`` graph.
+def _fp32_only(name: str, config: PredictConfig) -> None:
+    if config.precision in ("bf16", "fp16"):
+        raise InvalidOptionError(
+            f"runtime {name} runs fp32 here, not precision {config.precision}; pass --runtime "
+            "torch for autocast" + (" or --runtime openvino for bf16" if config.precision ==
+                                    "bf16" else ""))
+
+
+def onnx_predictor(loaded: LoadedModel, config: PredictConfig, tile_size_px: int) -> PredictFn:
+    """The onnxruntime runtime, on the model's ONNX graph (exported and cached if needed).
 
     Args:
-        loaded: The model (its ``path`` the ``.onnx`` file).
-        config: The device option.
+        loaded: An ``.onnx`` or ``.safetensors`` model.
+        config: The device option (CUDA provider when available and not ``cpu``).
+        tile_size_px: The run's tile size (the graph's, for an export).
 
     Returns:
         The predictor.
 
     Raises:
-        MissingDependencyError: if onnxruntime is not installed.
+        MissingDependencyError: if onnxruntime (or, to export, onnx) is not installed.
+        InvalidOptionError: for a reduced precision.
     """
-    return OnnxPredictor(loaded.path, config.device)
+    _fp32_only("onnxruntime", config)
+    return OnnxPredictor(onnx_graph(loaded, tile_size_px), config.device)
 
 
-RUNTIMES: dict[str, Callable[[LoadedModel, PredictConfig], PredictFn]] = {
+def openvino_predictor(loaded: LoadedModel, config: PredictConfig,
+                       tile_size_px: int) -> PredictFn:
+    """The OpenVINO runtime (CPU), on the model's ONNX graph (exported and cached if needed).
+
+    Args:
+        loaded: An ``.onnx`` or ``.safetensors`` model.
+        config: Device (CPU only) and precision (``bf16`` allowed) options.
+        tile_size_px: The run's tile size (the graph's, for an export).
+
+    Returns:
+        The predictor.
+
+    Raises:
+        MissingDependencyError: if openvino (or, to export, onnx) is not installed.
+        DeviceError: for a GPU device.
+        InvalidOptionError: for fp16.
+    """
+    if config.precision == "fp16":
+        _fp32_only("openvino", config)
+    return OpenVinoPredictor(onnx_graph(loaded, tile_size_px), config.device, config.precision)
+
+
+RUNTIMES: dict[str, Callable[[LoadedModel, PredictConfig, int], PredictFn]] = {
     "torch": torch_predictor,
     "onnxruntime": onnx_predictor,
+    "openvino": openvino_predictor,
 }
-"""Predictor factories by runtime name (:attr:`geounet.models.modelfile.ModelFormat.runtime`)."""
+"""Predictor factories by runtime name (:attr:`geounet.config.PredictConfig.runtime`)."""
 
 
-def make_predictor(loaded: LoadedModel, config: PredictConfig) -> PredictFn:
-    """The predictor for a loaded model, from :data:`RUNTIMES` by its format's runtime.
+def installed(module: str) -> bool:
+    """Whether a package can be imported, without importing it.
+
+    Args:
+        module: Top-level module name.
+
+    Returns:
+        True if it is installed.
+    """
+    return importlib.util.find_spec(module) is not None
+
+
+def choose_runtime(loaded: LoadedModel, config: PredictConfig) -> tuple[str, str]:
+    """The runtime ``config.runtime="auto"`` picks, and why.
+
+    The rule, from ``benchmarks/runtimes.py`` on this project's machines: on a
+    GPU, torch with autocast (fp16); on the CPU, onnxruntime when it (and onnx,
+    to export) is installed: it ran the bundled models 2.2-2.4x as fast as
+    torch fp32 on an AVX-512 machine and 1.29-2.35x on an AVX2 one (issue 11),
+    with max |dp| 1.6e-5. OpenVINO was faster still on one model and one
+    machine, slower on another, so it is chosen only on request. A reduced
+    ``precision`` (bf16, fp16) is torch's autocast. An ``.onnx`` model runs on
+    onnxruntime, or OpenVINO when only that is installed.
+
+    Args:
+        loaded: The loaded model.
+        config: Its ``runtime``, ``device`` and ``precision`` are used.
+
+    Returns:
+        ``(runtime, reason)``.
+    """
+    if config.runtime != "auto":
+        return config.runtime, "asked for"
+    if loaded.format == "onnx":
+        if not installed("onnxruntime") and installed("openvino"):
+            return "openvino", "ONNX model; onnxruntime is not installed"
+        return "onnxruntime", "ONNX model"
+    if config.device.startswith(("cuda", "mps")):
+        return "torch", f"device {config.device}: torch with autocast"
+    if config.precision in ("bf16", "fp16"):
+        return "torch", f"precision {config.precision}: torch autocast"
+    if config.device == "auto" and installed("torch") and resolve_device("auto").type == "cuda":
+        return "torch", "CUDA is available: torch with autocast"
+    if installed("onnxruntime") and installed("onnx"):
+        return "onnxruntime", "CPU: onnxruntime runs the bundled models 2.2-2.4x as fast as torch"
+    return "torch", "CPU; onnxruntime or onnx is not installed (pip install 'geounet[onnx]')"
+
+
+def make_predictor(loaded: LoadedModel, config: PredictConfig,
+                   tile_size_px: int | None = None) -> PredictFn:
+    """The predictor for a loaded model, from :data:`RUNTIMES` (see :func:`choose_runtime`).
 
     Args:
         loaded: A :class:`~geounet.models.modelfile.LoadedModel`.
         config: A :class:`~geounet.config.PredictConfig`; with ``tta`` the
             predictor is wrapped in a :class:`TTAPredictor`.
+        tile_size_px: The run's tile size in pixels (default: the model's).
 
     Returns:
-        The predictor.
+        The predictor; its ``runtime`` attribute names the runtime.
 
     Raises:
         DeviceError: for an unavailable device or precision.
-        MissingDependencyError: for an ONNX model without onnxruntime.
+        MissingDependencyError: for a runtime that is not installed.
+        InvalidOptionError: for a runtime that cannot run this model or precision.
     """
-    predictor = RUNTIMES[loaded.runtime](loaded, config)
+    name, why = choose_runtime(loaded, config)
+    log.info("runtime %s (%s)", name, why)
+    predictor = RUNTIMES[name](loaded, config, tile_size_px or loaded.metadata.tile_size_px)
     tta = getattr(config, "tta", "none")
-    return predictor if tta == "none" else TTAPredictor(predictor, tta)
+    out = predictor if tta == "none" else TTAPredictor(predictor, tta)
+    setattr(out, "runtime", name)  # noqa: B010 - predictors are plain callables
+    return out

@@ -73,7 +73,7 @@ class LocalTileSource:
             CancelledError: when the progress reporter asks to cancel.
         """
         meta = model.metadata
-        predictor = make_predictor(model, config)
+        predictor = make_predictor(model, config, plan.tile_size_px)
         scaler = BandScaler(meta.band_mean, meta.band_std)
         windows = plan.windows
         total = len(windows)

@@ -23,9 +23,9 @@ import numpy as np
 from geounet.constants import CLASS_NODATA
 from geounet.errors import InvalidOptionError
 from geounet.io.atomic import check_output
-from geounet.labels import file_sha256
+from geounet.io.checksum import file_sha256
 from geounet.metrics import iou_from_labels
-from geounet.models.metadata import ModelMetadata, default_colors
+from geounet.models.metadata import ModelMetadata, default_colors, import_optional
 from geounet.models.modelfile import save_model
 from geounet.models.registry import build_model
 from geounet.pipeline.arrays import predict_array
@@ -58,6 +58,7 @@ class Trainer:
 
     def __init__(self, config: TrainConfig | None = None,
                  progress: Progress | None = None) -> None:
+        import_optional("torch", extra="torch")  # training needs torch: say so first
         self.config = config or TrainConfig()
         self.progress = progress or NullProgress()
         self.rng = np.random.default_rng(self.config.seed)

@@ -46,7 +46,8 @@ def test_bundled_model_outputs_are_pinned(tmp_path, name, scene, model):
     from geounet.config import PredictConfig
 
     out, mask = tmp_path / "p.gpkg", tmp_path / "classes.tif"
-    geounet.predict(scene, out, model=model, mask_out=mask, predict=PredictConfig(device="cpu"))
+    geounet.predict(scene, out, model=model, mask_out=mask,
+                    predict=PredictConfig(device="cpu", runtime="torch"))
 
     with rasterio.open(mask) as got_ds, rasterio.open(GOLDEN / f"{name}_classes.tif") as want_ds:
         got, want = got_ds.read(1), want_ds.read(1)
