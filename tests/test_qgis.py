@@ -117,7 +117,7 @@ def test_script_is_listed_with_its_parameters(env):
     params = data["parameters"]
     assert set(params) == {"INPUT", "MODEL", "BANDS", "TILE_SIZE", "OVERLAP", "THRESHOLD",
                            "MIN_AREA", "SIMPLIFY", "SIEVE", "FILL_HOLES", "SPLIT_TOUCHING",
-                           "REGULARIZE", "TTA", "DEVICE", "PYTHON", "OUTPUT",
+                           "REGULARIZE", "TTA", "DEVICE", "RUNTIME", "PYTHON", "OUTPUT",
                            "PROBABILITY", "CLASS_RASTER"}
     assert params["PYTHON"]["is_advanced"] is True
     assert params["MODEL"]["optional"] is True
@@ -158,16 +158,16 @@ def test_qgis_process_land_cover_model_with_class_raster(work, env):
 
 
 def test_qgis_process_footprint_options_match_the_cli(work, env, base_params, reference):
-    """Split, regularise, fill holes and TTA reach geounet as the same CLI options."""
+    """Split, regularise, fill holes, TTA and the runtime reach geounet as the same CLI options."""
     out = _outdir(work, "qp_footprint_options")
     params = {"INPUT": SAMPLE_SCENE, **base_params, "PYTHON": sys.executable,
               "SPLIT_TOUCHING": "true", "REGULARIZE": "true", "FILL_HOLES": "4", "TTA": "1",
-              "OUTPUT": out / "footprints.gpkg"}
+              "RUNTIME": "3", "OUTPUT": out / "footprints.gpkg"}
     proc, data = run_qgis_process(params, env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     expected = _predict_count(env, SAMPLE_SCENE, work / "opt_reference.gpkg",
                               [*cli_options(base_params), "--split-touching", "--regularize",
-                               "--fill-holes", "4.0", "--tta", "flips"])
+                               "--fill-holes", "4.0", "--tta", "flips", "--runtime", "openvino"])
     assert data["results"]["FOOTPRINT_COUNT"] == expected
 
     def areas(path):

@@ -102,6 +102,7 @@ class GeounetSegmentAlgorithm(QgsProcessingAlgorithm):
     REGULARIZE = "REGULARIZE"
     TTA = "TTA"
     DEVICE = "DEVICE"
+    RUNTIME = "RUNTIME"
     PYTHON = "PYTHON"
     OUTPUT = "OUTPUT"
     PROBABILITY = "PROBABILITY"
@@ -110,6 +111,8 @@ class GeounetSegmentAlgorithm(QgsProcessingAlgorithm):
 
     #: Values of the TTA enum, as ``geounet predict --tta`` takes them.
     TTA_MODES = ("none", "flips", "d4")
+    #: Values of the RUNTIME enum, as ``geounet predict --runtime`` takes them.
+    RUNTIMES = ("auto", "torch", "onnxruntime", "openvino")
 
     def tr(self, string):
         """Return a translatable string.
@@ -225,6 +228,9 @@ class GeounetSegmentAlgorithm(QgsProcessingAlgorithm):
             defaultValue=0))
         self.addParameter(QgsProcessingParameterString(
             self.DEVICE, self.tr("Device (auto, cpu, cuda or cuda:N)"), defaultValue="auto"))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.RUNTIME, self.tr("Runtime (auto: torch on a GPU, onnxruntime on the CPU)"),
+            options=list(self.RUNTIMES), defaultValue=0))
         python = QgsProcessingParameterFile(
             self.PYTHON,
             self.tr("Python interpreter with geounet (empty: $GEOUNET_PYTHON, else geounet "
@@ -404,6 +410,8 @@ class GeounetSegmentAlgorithm(QgsProcessingAlgorithm):
             args += ["--tta", tta]
         device = (self.parameterAsString(parameters, self.DEVICE, context) or "auto").strip()
         args += ["--device", device]
+        args += ["--runtime", self.RUNTIMES[self.parameterAsEnum(parameters, self.RUNTIME,
+                                                                  context)]]
         return args
 
     def _convert(self, source_path, destination, context, feedback):
