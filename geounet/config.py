@@ -98,8 +98,8 @@ class PredictConfig:
         prefetch: Batches read and scaled ahead on a background thread, so
             reading overlaps the model (0: read on the calling thread).
         runtime: What runs the model: ``"auto"`` (see
-            :func:`geounet.pipeline.predictors.choose_runtime`: torch on a GPU,
-            onnxruntime on the CPU when installed), ``"torch"``,
+            :func:`geounet.pipeline.predictors.choose_runtime`: torch when it is
+            installed, else onnxruntime), ``"torch"``,
             ``"onnxruntime"`` or ``"openvino"`` (ONNX runtimes run an ONNX
             export of a ``.safetensors`` model, made once and cached).
         tta: Test-time augmentation: ``"none"``, ``"flips"`` (the tile, and

@@ -34,8 +34,8 @@ from geounet.config import RUNTIME_NAMES
 @device_opt
 @click.option("--runtime", type=click.Choice(list(RUNTIME_NAMES)), default="auto",
               show_default=True,
-              help="What runs the model: auto = torch on a GPU, onnxruntime on the CPU when "
-                   "installed (a .safetensors model is exported to ONNX once and cached); -v "
+              help="What runs the model: auto = torch when installed, else onnxruntime (the ONNX "
+                   "runtimes run a .safetensors model's ONNX export, made once and cached); -v "
                    "says which and why.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
               show_default=True,

@@ -228,37 +228,31 @@ def installed(module: str) -> bool:
 def choose_runtime(loaded: LoadedModel, config: PredictConfig) -> tuple[str, str]:
     """The runtime ``config.runtime="auto"`` picks, and why.
 
-    The rule, from ``benchmarks/runtimes.py`` on this project's machines: on a
-    GPU, torch with autocast (fp16); on the CPU, onnxruntime when it (and onnx,
-    to export) is installed: it ran the bundled models 2.2-2.4x as fast as
-    torch fp32 on an AVX-512 machine and 1.29-2.35x on an AVX2 one (issue 11),
-    with max |dp| 1.6e-5. OpenVINO was faster still on one model and one
-    machine, slower on another, so it is chosen only on request. A reduced
-    ``precision`` (bf16, fp16) is torch's autocast. An ``.onnx`` model runs on
-    onnxruntime, or OpenVINO when only that is installed.
+    The rule, measured with ``benchmarks/runtimes.py`` (docs/performance.md):
+    torch when it is installed, on a GPU (autocast) and on the CPU, where on
+    this project's AVX-512 machines torch fp32 channels_last ran the models as
+    fast as onnxruntime and OpenVINO (0.79-1.16x of it model-only, faster end to
+    end); else (the default, torch-free install) onnxruntime, or OpenVINO when
+    only that is installed. On other CPUs (the AVX2 figures of issue 11)
+    onnxruntime was 1.3-2.35x as fast as torch: pass ``--runtime onnxruntime``
+    there, or measure with the benchmark.
 
     Args:
         loaded: The loaded model.
-        config: Its ``runtime``, ``device`` and ``precision`` are used.
+        config: Its ``runtime`` is used.
 
     Returns:
         ``(runtime, reason)``.
     """
     if config.runtime != "auto":
         return config.runtime, "asked for"
-    if loaded.format == "onnx":
-        if not installed("onnxruntime") and installed("openvino"):
-            return "openvino", "ONNX model; onnxruntime is not installed"
-        return "onnxruntime", "ONNX model"
-    if config.device.startswith(("cuda", "mps")):
-        return "torch", f"device {config.device}: torch with autocast"
-    if config.precision in ("bf16", "fp16"):
-        return "torch", f"precision {config.precision}: torch autocast"
-    if config.device == "auto" and installed("torch") and resolve_device("auto").type == "cuda":
-        return "torch", "CUDA is available: torch with autocast"
-    if installed("onnxruntime") and installed("onnx"):
-        return "onnxruntime", "CPU: onnxruntime runs the bundled models 2.2-2.4x as fast as torch"
-    return "torch", "CPU; onnxruntime or onnx is not installed (pip install 'geounet[onnx]')"
+    if loaded.format != "onnx" and installed("torch"):
+        return "torch", ("torch is installed; on this project's CPUs it was as fast as the ONNX "
+                         "runtimes (benchmarks/runtimes.py)")
+    why = "ONNX model" if installed("torch") else "torch is not installed"
+    if not installed("onnxruntime") and installed("openvino"):
+        return "openvino", f"{why}; onnxruntime is not installed"
+    return "onnxruntime", why
 
 
 def make_predictor(loaded: LoadedModel, config: PredictConfig,

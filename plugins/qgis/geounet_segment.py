@@ -229,7 +229,7 @@ class GeounetSegmentAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterString(
             self.DEVICE, self.tr("Device (auto, cpu, cuda or cuda:N)"), defaultValue="auto"))
         self.addParameter(QgsProcessingParameterEnum(
-            self.RUNTIME, self.tr("Runtime (auto: torch on a GPU, onnxruntime on the CPU)"),
+            self.RUNTIME, self.tr("Runtime (auto: torch if installed, else onnxruntime)"),
             options=list(self.RUNTIMES), defaultValue=0))
         python = QgsProcessingParameterFile(
             self.PYTHON,

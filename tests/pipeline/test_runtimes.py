@@ -51,13 +51,13 @@ def test_tta_and_an_odd_tile_size_on_onnxruntime():
 def test_auto_rule(monkeypatch, model_file):
     loaded = load_model(model_file)
     cpu = PredictConfig(device="cpu")
-    assert choose_runtime(loaded, cpu)[0] == "onnxruntime"
-    assert choose_runtime(loaded, PredictConfig(device="cpu", precision="bf16"))[0] == "torch"
+    assert choose_runtime(loaded, cpu)[0] == "torch"
     assert choose_runtime(loaded, PredictConfig(runtime="openvino")) == ("openvino", "asked for")
     real = predictors.installed
-    monkeypatch.setattr(predictors, "installed", lambda m: m != "onnxruntime" and real(m))
-    name, why = choose_runtime(loaded, cpu)
-    assert name == "torch" and "onnxruntime or onnx is not installed" in why
+    monkeypatch.setattr(predictors, "installed", lambda m: m != "torch" and real(m))
+    assert choose_runtime(loaded, cpu) == ("onnxruntime", "torch is not installed")
+    monkeypatch.setattr(predictors, "installed", lambda m: m == "openvino")
+    assert choose_runtime(loaded, cpu)[0] == "openvino"
 
 
 def test_an_onnx_model_and_wrong_runtime_choices(tmp_path, model_file):
@@ -133,4 +133,4 @@ def test_cli_says_which_runtime_and_why(tmp_path, model_file):
                           "--model", str(model_file), "--device", "cpu", "-v"],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert "runtime onnxruntime (CPU: onnxruntime runs" in out.stderr
+    assert "runtime torch (torch is installed; on this project's CPUs" in out.stderr
