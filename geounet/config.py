@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from geounet.errors import DeviceError, InvalidOptionError, TilingError
 
-RUNTIME_NAMES = ("auto", "torch", "onnxruntime", "openvino")
+RUNTIME_NAMES = ("auto", "fastest", "torch", "onnxruntime", "openvino")
 """Values of :attr:`PredictConfig.runtime`."""
 
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
@@ -99,7 +99,9 @@ class PredictConfig:
             reading overlaps the model (0: read on the calling thread).
         runtime: What runs the model: ``"auto"`` (see
             :func:`geounet.pipeline.predictors.choose_runtime`: torch when it is
-            installed, else onnxruntime), ``"torch"``,
+            installed, else onnxruntime), ``"fastest"`` (each installed runtime
+            timed once per model and machine, the winner cached:
+            :mod:`geounet.pipeline.calibrate`), ``"torch"``,
             ``"onnxruntime"`` or ``"openvino"`` (ONNX runtimes run an ONNX
             export of a ``.safetensors`` model, made once and cached).
         tta: Test-time augmentation: ``"none"``, ``"flips"`` (the tile, and

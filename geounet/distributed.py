@@ -31,13 +31,14 @@ import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 from geounet.config import PredictConfig
 from geounet.errors import MissingDependencyError, SchedulerError
 from geounet.io.read import BandScaler, Scene, iter_tile_batches
 from geounet.models.modelfile import LoadedModel, load_model, model_spec
-from geounet.pipeline.predictors import make_predictor
+from geounet.pipeline.predictors import make_predictor, resolve_runtime
 from geounet.pipeline.run import PredictResult, predict_scene
 from geounet.pipeline.scenes import scene_jobs
 from geounet.pipeline.sources import Tile
@@ -194,8 +195,11 @@ class DaskTileSource:
         Returns:
             An iterator of ``(window, probs)``.
         """
-        return _cluster_tiles(self.client, scene, plan, model_spec(model), config, progress,
-                              self.rows_per_block, self.max_in_flight)
+        name, why = resolve_runtime(model, config, plan.tile_size_px)
+        log.info("runtime %s on the workers (%s)", name, why)  # one choice for every worker
+        return _cluster_tiles(self.client, scene, plan, model_spec(model),
+                              replace(config, runtime=name), progress, self.rows_per_block,
+                              self.max_in_flight)
 
 
 def _cluster_tiles(client: Any, scene: Scene, plan: TilePlan, spec: str,

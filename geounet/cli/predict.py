@@ -34,9 +34,10 @@ from geounet.config import RUNTIME_NAMES
 @device_opt
 @click.option("--runtime", type=click.Choice(list(RUNTIME_NAMES)), default="auto",
               show_default=True,
-              help="What runs the model: auto = torch when installed, else onnxruntime (the ONNX "
-                   "runtimes run a .safetensors model's ONNX export, made once and cached); -v "
-                   "says which and why.")
+              help="What runs the model: auto = torch when installed, else onnxruntime; fastest "
+                   "= time each installed runtime once per model and machine, keep the winner "
+                   "(cached); the ONNX runtimes run a .safetensors model's ONNX export, made once "
+                   "and cached. -v says which and why.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
               show_default=True,
               help="torch.autocast dtype; auto = fp16 on CUDA, the measured-faster choice on CPU.")

@@ -24,6 +24,7 @@ from geounet.errors import InvalidOptionError
 from geounet.models.metadata import import_optional
 from geounet.models.modelfile import LoadedModel
 from geounet.onnx_cache import onnx_graph
+from geounet.pipeline.calibrate import fastest_runtime
 from geounet.pipeline.runtime_onnx import OnnxPredictor, OpenVinoPredictor
 from geounet.pipeline.runtime_torch import (
     Predictor,
@@ -34,10 +35,26 @@ from geounet.pipeline.runtime_torch import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RUNTIMES", "OnnxPredictor", "OpenVinoPredictor", "PredictFn", "Predictor",
-           "TTAPredictor", "auto_channels_last", "auto_precision", "batched", "choose_runtime",
-           "installed", "make_predictor", "onnx_predictor", "openvino_predictor",
-           "resolve_device", "torch_predictor"]
+__all__ = [
+    "RUNTIMES",
+    "OnnxPredictor",
+    "OpenVinoPredictor",
+    "PredictFn",
+    "Predictor",
+    "TTAPredictor",
+    "auto_channels_last",
+    "auto_precision",
+    "batched",
+    "choose_runtime",
+    "installed",
+    "make_predictor",
+    "onnx_predictor",
+    "openvino_predictor",
+    "resolve_device",
+    "resolve_runtime",
+    "runtime_candidates",
+    "torch_predictor",
+]
 
 PredictFn = Callable[[np.ndarray], np.ndarray]
 """A predictor: ``(b, c, h, w)`` float32 scaled tiles -> ``(b, k, h, w)`` float32 probabilities."""
@@ -255,6 +272,37 @@ def choose_runtime(loaded: LoadedModel, config: PredictConfig) -> tuple[str, str
     return "onnxruntime", why
 
 
+def runtime_candidates(loaded: LoadedModel) -> list[str]:
+    """The installed runtimes that can run ``loaded``, torch first.
+
+    Args:
+        loaded: The model (an ONNX graph cannot run on torch).
+
+    Returns:
+        Runtime names.
+    """
+    out = ["torch"] if loaded.format != "onnx" and installed("torch") else []
+    return out + [n for n in ("onnxruntime", "openvino") if installed(n)]
+
+
+def resolve_runtime(loaded: LoadedModel, config: PredictConfig,
+                    tile_size_px: int) -> tuple[str, str]:
+    """The runtime a run uses, and why: ``auto``'s rule, ``fastest``'s calibration, or as asked.
+
+    Args:
+        loaded: The model.
+        config: Prediction options.
+        tile_size_px: The run's tile size in pixels.
+
+    Returns:
+        ``(runtime, reason)``.
+    """
+    if config.runtime == "fastest":
+        return fastest_runtime(loaded, config, tile_size_px, RUNTIMES,
+                               runtime_candidates(loaded) or ["torch"])
+    return choose_runtime(loaded, config)
+
+
 def make_predictor(loaded: LoadedModel, config: PredictConfig,
                    tile_size_px: int | None = None) -> PredictFn:
     """The predictor for a loaded model, from :data:`RUNTIMES` (see :func:`choose_runtime`).
@@ -273,9 +321,10 @@ def make_predictor(loaded: LoadedModel, config: PredictConfig,
         MissingDependencyError: for a runtime that is not installed.
         InvalidOptionError: for a runtime that cannot run this model or precision.
     """
-    name, why = choose_runtime(loaded, config)
+    tile_px = tile_size_px or loaded.metadata.tile_size_px
+    name, why = resolve_runtime(loaded, config, tile_px)
     log.info("runtime %s (%s)", name, why)
-    predictor = RUNTIMES[name](loaded, config, tile_size_px or loaded.metadata.tile_size_px)
+    predictor = RUNTIMES[name](loaded, config, tile_px)
     tta = getattr(config, "tta", "none")
     out = predictor if tta == "none" else TTAPredictor(predictor, tta)
     setattr(out, "runtime", name)  # noqa: B010 - predictors are plain callables

@@ -112,7 +112,7 @@ class GeounetSegmentAlgorithm(QgsProcessingAlgorithm):
     #: Values of the TTA enum, as ``geounet predict --tta`` takes them.
     TTA_MODES = ("none", "flips", "d4")
     #: Values of the RUNTIME enum, as ``geounet predict --runtime`` takes them.
-    RUNTIMES = ("auto", "torch", "onnxruntime", "openvino")
+    RUNTIMES = ("auto", "torch", "onnxruntime", "openvino", "fastest")
 
     def tr(self, string):
         """Return a translatable string.

@@ -134,3 +134,51 @@ def test_cli_says_which_runtime_and_why(tmp_path, model_file):
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "runtime torch (torch is installed; on this project's CPUs" in out.stderr
+
+
+def test_fastest_measures_once_then_uses_the_cached_choice(tmp_path, monkeypatch):
+    import json
+
+    from geounet.pipeline import calibrate
+
+    monkeypatch.setenv("GEOUNET_CACHE_DIR", str(tmp_path / "cache"))
+    loaded = load_model(tiny_model(tmp_path / "m.safetensors"))
+    calls = []
+    real = dict(predictors.RUNTIMES)
+
+    def counting(name):
+        def factory(*args):
+            calls.append(name)
+            return real[name](*args)
+        return factory
+
+    monkeypatch.setattr(predictors, "RUNTIMES", {n: counting(n) for n in real})
+    config = PredictConfig(device="cpu", runtime="fastest")
+    name, why = predictors.resolve_runtime(loaded, config, 64)
+    assert sorted(calls) == ["onnxruntime", "openvino", "torch"]  # every installed runtime
+    assert name in calls and "just measured" in why
+    stored = json.loads((tmp_path / "cache" / "runtimes.json").read_text())
+    (entry,) = stored.values()
+    assert entry["runtime"] == name and set(entry["mpx_s"]) == {"torch", "onnxruntime",
+                                                                "openvino"}
+    assert max(entry["mpx_s"], key=entry["mpx_s"].get) == name
+    calls.clear()
+    assert predictors.resolve_runtime(loaded, config, 64)[0] == name
+    assert calls == []  # the cached choice: nothing measured again
+    predictors.resolve_runtime(loaded, config, 96)  # another tile size is measured anew
+    assert len(calls) == 3
+    assert calibrate.calibration_key(loaded, config, 64) != calibrate.calibration_key(
+        loaded, PredictConfig(device="cpu", runtime="fastest", batch_size=8), 64)
+    (tmp_path / "cache" / "runtimes.json").write_text("{not json")  # corrupt: measured anew
+    calls.clear()
+    predictors.resolve_runtime(loaded, config, 64)
+    assert len(calls) == 3
+
+
+def test_fastest_from_the_cli(tmp_path, model_file):
+    scene = random_scene(tmp_path / "s.tif", 100, 80)
+    out = subprocess.run([sys.executable, "-m", "geounet", "predict", str(scene), "-o",
+                          str(tmp_path / "o.fgb"), "--model", str(model_file), "--device", "cpu",
+                          "--runtime", "fastest", "-v"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "(fastest here, " in out.stderr and "Mpx/s" in out.stderr
