@@ -132,6 +132,9 @@ class HookChain:
 def postprocess_classes(classes: Any, probs: Any, row_off: int, context: dict[str, Any]) -> Any:
     """Apply every ``geounet_postprocess_classes`` implementation in turn (see :class:`HookChain`).
 
+    Kept for callers of geounet 0.1; a run builds its :class:`HookChain` once
+    instead of once per strip.
+
     Args:
         classes: ``(n_rows, width)`` uint8 class ids.
         probs: ``(k, n_rows, width)`` float32 probabilities.
@@ -147,6 +150,9 @@ def postprocess_classes(classes: Any, probs: Any, row_off: int, context: dict[st
 
 def postprocess_footprints(footprints: Any, context: dict[str, Any]) -> Any:
     """Apply every ``geounet_postprocess_footprints`` implementation in turn.
+
+    Kept for callers of geounet 0.1; a run builds its :class:`HookChain` once
+    instead of once per batch.
 
     geounet's own finishing (:mod:`geounet.pipeline.postprocess`) runs first.
 

@@ -9,6 +9,7 @@ here imports torch or onnx.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from dataclasses import asdict, dataclass, field
 from importlib import import_module
@@ -239,6 +240,18 @@ def default_colors(classes: list[str], background_class: int | None = 0) -> list
             out.append(PALETTE[k % len(PALETTE)])
             k += 1
     return out
+
+
+def installed(module: str) -> bool:
+    """Whether a package can be imported, without importing it.
+
+    Args:
+        module: Top-level module name (``"torch"``, ``"onnxruntime"``...).
+
+    Returns:
+        True if it is installed.
+    """
+    return importlib.util.find_spec(module) is not None
 
 
 def import_optional(module: str, extra: str = "onnx") -> ModuleType:

@@ -13,7 +13,6 @@ module and runs with onnxruntime. Both are entries of :data:`MODEL_FORMATS`
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
@@ -31,6 +30,7 @@ from geounet.models.metadata import (
     ModelMetadata,
     default_colors,
     import_optional,
+    installed,
 )
 from geounet.models.onnx_metadata import companion_graph, read_onnx_metadata
 from geounet.models.registry import DEFAULT_MODEL, architectures, build_model, bundled_models
@@ -305,7 +305,7 @@ def load_model(spec: str | os.PathLike | None = None) -> LoadedModel:
     """
     path = resolve_model_path(spec)
     fmt = format_of(path)
-    if fmt.runtime == "torch" and importlib.util.find_spec("torch") is None:
+    if fmt.runtime == "torch" and not installed("torch"):
         graph = companion_graph(path)
         if graph is None:
             import_optional("torch", extra="torch")  # names the extra to install

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+from functools import lru_cache
 from importlib import import_module
 from pathlib import Path
 
@@ -87,7 +88,9 @@ def onnx_props(path: str | os.PathLike) -> tuple[dict[str, str], int]:
     """The ``metadata_props`` and the input tile size of an ONNX graph.
 
     Read with ``onnx`` when it is installed (no session is built), else with
-    onnxruntime (the torch-free install has no ``onnx``).
+    onnxruntime (the torch-free install has no ``onnx``). Results are kept per
+    file path, size and modification time, so a run that asks several times
+    (companion check, metadata, tile size) reads the graph once.
 
     Args:
         path: The ``.onnx`` file.
@@ -100,6 +103,16 @@ def onnx_props(path: str | os.PathLike) -> tuple[dict[str, str], int]:
         ModelFileError: if the file is not a readable ONNX model.
         MissingDependencyError: if neither onnx nor onnxruntime is installed.
     """
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise ModelFileError(f"{str(path)!r} is not a readable ONNX model ({exc})") from exc
+    props, tile = _read_props(os.path.abspath(path), st.st_size, st.st_mtime_ns)
+    return dict(props), tile
+
+
+@lru_cache(maxsize=32)
+def _read_props(path: str, size: int, mtime_ns: int) -> tuple[dict[str, str], int]:
     try:
         onnx = import_module("onnx")
     except ImportError:

@@ -9,7 +9,6 @@ point is imported only when its architecture is built.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from geounet.errors import MissingDependencyError, ModelFileError, UnknownModelError
+from geounet.models.metadata import installed
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def build_model(architecture: str, in_channels: int, classes: int, **arch_args: 
         UnknownModelError: for an unknown architecture.
         ModelFileError: for arguments the factory rejects.
     """
-    if importlib.util.find_spec("torch") is None:
+    if not installed("torch"):
         raise MissingDependencyError(
             f"architecture {architecture!r} needs torch, which is not installed; install it "
             "with: pip install 'geounet[torch]'")

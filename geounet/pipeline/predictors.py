@@ -12,7 +12,6 @@ wraps it in :class:`TTAPredictor` on request.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
@@ -21,7 +20,7 @@ import numpy as np
 
 from geounet.config import PredictConfig
 from geounet.errors import InvalidOptionError
-from geounet.models.metadata import import_optional
+from geounet.models.metadata import import_optional, installed
 from geounet.models.modelfile import LoadedModel
 from geounet.onnx_cache import onnx_graph
 from geounet.pipeline.calibrate import fastest_runtime
@@ -228,18 +227,6 @@ RUNTIMES: dict[str, Callable[[LoadedModel, PredictConfig, int], PredictFn]] = {
     "openvino": openvino_predictor,
 }
 """Predictor factories by runtime name (:attr:`geounet.config.PredictConfig.runtime`)."""
-
-
-def installed(module: str) -> bool:
-    """Whether a package can be imported, without importing it.
-
-    Args:
-        module: Top-level module name.
-
-    Returns:
-        True if it is installed.
-    """
-    return importlib.util.find_spec(module) is not None
 
 
 def choose_runtime(loaded: LoadedModel, config: PredictConfig) -> tuple[str, str]:
