@@ -41,7 +41,7 @@ from geounet.models.modelfile import LoadedModel, load_model, model_spec
 from geounet.pipeline.predictors import make_predictor, resolve_runtime
 from geounet.pipeline.run import PredictResult, predict_scene
 from geounet.pipeline.scenes import scene_jobs
-from geounet.pipeline.sources import Tile
+from geounet.pipeline.sources import Tile, mark_nodata
 from geounet.pipeline.tiling import TilePlan
 from geounet.progress import NullProgress, Progress, check_cancelled
 
@@ -127,7 +127,7 @@ def predict_block(scene_path: str, bands: list[int], windows: list[Any], spec: s
 
     Returns:
         ``[(window, probs)]`` for the block's tiles that have valid pixels,
-        ``probs`` ``(k, t, t)`` float32.
+        ``probs`` ``(k, t, t)`` float32, NaN at nodata pixels.
     """
     loaded = worker_model(spec)
     meta = loaded.metadata
@@ -138,9 +138,10 @@ def predict_block(scene_path: str, bands: list[int], windows: list[Any], spec: s
     predictor = _MODELS[key]
     scaler = BandScaler(meta.band_mean, meta.band_std)
     out: list[Tile] = []
-    for wins, batch, _ in iter_tile_batches(scene_path, bands, windows, scaler, config.batch_size):
+    for wins, batch, valid, _ in iter_tile_batches(scene_path, bands, windows, scaler,
+                                                   config.batch_size):
         if batch is not None:
-            out.extend(zip(wins, predictor(batch), strict=True))
+            out.extend(zip(wins, mark_nodata(predictor(batch), valid), strict=True))
     return out
 
 

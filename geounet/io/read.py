@@ -305,14 +305,16 @@ def iter_tile_batches(path, bands, windows, scaler: BandScaler, batch_size: int)
         batch_size: Tiles per batch.
 
     Yields:
-        ``(windows, batch, n_read)``: the batch's windows, a ``(b, bands, t, t)``
-        float32 array, and how many plan windows have been read so far
-        (skipped ones included). A final ``([], None, n)`` reports trailing
-        skipped tiles.
+        ``(windows, batch, valid, n_read)``: the batch's windows, a
+        ``(b, bands, t, t)`` float32 array, its ``(b, t, t)`` bool validity (see
+        :meth:`Scene.read_valid`), and how many plan windows have been read so
+        far (skipped ones included). A final ``([], None, None, n)`` reports
+        trailing skipped tiles.
     """
     with gdal_env(), Scene(path, bands) as scene:
         wins: list = []
         arrs: list = []
+        masks: list = []
         n = 0
         for window in windows:
             data, valid = scene.read(window)
@@ -320,10 +322,11 @@ def iter_tile_batches(path, bands, windows, scaler: BandScaler, batch_size: int)
             if valid.any():
                 wins.append(window)
                 arrs.append(scaler(data, valid))
+                masks.append(valid)
             if len(wins) == batch_size:
-                yield wins, np.stack(arrs), n
-                wins, arrs = [], []
+                yield wins, np.stack(arrs), np.stack(masks), n
+                wins, arrs, masks = [], [], []
         if wins:
-            yield wins, np.stack(arrs), n
+            yield wins, np.stack(arrs), np.stack(masks), n
         else:
-            yield [], None, n
+            yield [], None, None, n

@@ -12,6 +12,9 @@ extension  format         CRS written
 .parquet   GeoParquet     the scene's CRS
 ========== ============== ==============================================
 
+GeoJSON is text, so its numbers are rounded (:data:`GEOJSON_DECIMALS`); the
+other formats store float64 values in full.
+
 These writers are registered through the ``geounet_vector_writers`` hook, the
 same way as a plugin's (:func:`geounet_vector_writers` below). Writers write to
 the path they are given (a temporary path from :mod:`geounet.io.atomic`); the
@@ -44,6 +47,11 @@ VECTOR_DRIVERS = {
 
 
 COLUMNS = ["class_id", "class_name", "area_m2", "score", "geometry"]
+
+GEOJSON_DECIMALS = {"area_m2": 2, "score": 4}
+"""Decimals of the attribute columns in GeoJSON output (0.01 m², 1e-4 in probability);
+coordinates get 7 decimals in EPSG:4326 (about 1 cm, GDAL's RFC 7946 default). The
+binary formats keep full float64 values."""
 """Columns of geounet's footprints, in order."""
 
 
@@ -169,6 +177,8 @@ class VectorSink:
         pa = self._pa
         if self.out_crs != self.crs:
             gdf = gdf.to_crs(self.out_crs)
+        if self.fmt == "GeoJSON":  # text: digits cost bytes (coordinates: RFC7946, 7 decimals)
+            gdf = gdf.round({c: d for c, d in GEOJSON_DECIMALS.items() if c in gdf.columns})
         cols = [pa.array(gdf[f.name].to_numpy(), type=f.type) for f in self.schema
                 if f.name != "geometry"]
         cols.append(pa.array(shapely.to_wkb(gdf.geometry.to_numpy()), type=pa.binary()))

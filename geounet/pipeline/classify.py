@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from rasterio.windows import Window
 
 from geounet.constants import CLASS_NODATA
 from geounet.errors import EmptySceneError
@@ -45,7 +44,7 @@ class Classifier:
     """A strip stage: classify each stitched strip and hand it on.
 
     Args:
-        scene: The open scene; its validity (nodata, masks) is read per strip.
+        scene: The open scene (named in errors).
         binary: As for :func:`classify`.
         threshold: As for :func:`classify`.
         downstream: The next strip stage.
@@ -70,11 +69,17 @@ class Classifier:
     def add(self, strip: Strip) -> None:
         """Classify a strip from the stitcher (``valid`` = covered by a tile).
 
+        A pixel is valid when a tile covered it and its probability is not NaN
+        (the tile source marks the scene's nodata so, see
+        :func:`geounet.pipeline.sources.mark_nodata`); invalid pixels get
+        probability 0 and :data:`CLASS_NODATA` before the next stage.
+
         Args:
-            strip: Rows of blended probabilities.
+            strip: Rows of blended probabilities (changed in place at invalid pixels).
         """
-        window = Window(0, strip.row_off, self.scene.width, strip.n_rows)
-        valid = self.scene.read_valid(window) & strip.valid
+        valid = strip.valid & ~np.isnan(strip.probs[0])  # nodata is NaN (sources.mark_nodata)
+        if not valid.all():
+            strip.probs[:, ~valid] = 0
         self.valid_pixels += int(valid.sum())
         classes = classify(strip.probs, valid, self.binary, self.threshold)
         if self.hook is not None:

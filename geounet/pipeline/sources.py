@@ -25,7 +25,31 @@ from geounet.pipeline.tiling import TilePlan
 from geounet.progress import Progress, check_cancelled
 
 Tile = tuple[Window, np.ndarray]
-"""A predicted tile: its window and ``(k, t, t)`` float32 probabilities."""
+"""A predicted tile: its window and ``(k, t, t)`` float32 probabilities, NaN at
+the scene's nodata pixels (the reader's validity travels with the tile, so the
+run does not read the scene's masks a second time; see :func:`mark_nodata`)."""
+
+
+def mark_nodata(probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Set the probabilities of invalid pixels to NaN, in place.
+
+    Validity is a property of the scene's pixel, the same in every tile that
+    holds it, so NaN survives blending exactly where the scene is nodata
+    (:class:`geounet.pipeline.stitch.StripStitcher`) and the classifier reads
+    it back from the stitched strip.
+
+    Args:
+        probs: ``(b, k, t, t)`` float32 probabilities of a batch.
+        valid: ``(b, t, t)`` bool validity of its tiles.
+
+    Returns:
+        ``probs`` (a copy if it was read-only).
+    """
+    if not valid.all():
+        if not probs.flags.writeable:
+            probs = probs.copy()
+        probs[np.broadcast_to(~valid[:, None], probs.shape)] = np.nan
+    return probs
 
 
 class TileSource(Protocol):
@@ -34,6 +58,9 @@ class TileSource(Protocol):
     def tiles(self, scene: Scene, plan: TilePlan, model: LoadedModel, config: PredictConfig,
               progress: Progress) -> Iterator[Tile]:
         """Predicted tiles in plan order; tiles whose pixels are all nodata are left out.
+
+        The probabilities of nodata pixels must be NaN (:func:`mark_nodata`):
+        the run takes the scene's validity from them.
 
         Args:
             scene: The open scene (its ``path`` and ``bands`` are used).
@@ -85,10 +112,10 @@ class LocalTileSource:
         source = background(batches, config.prefetch) if config.prefetch else batches()
         reported = 0
         try:
-            for wins, batch, n_read in source:
+            for wins, batch, valid, n_read in source:
                 check_cancelled(progress)
                 if batch is not None:
-                    yield from zip(wins, predictor(batch), strict=True)
+                    yield from zip(wins, mark_nodata(predictor(batch), valid), strict=True)
                 if n_read > reported:
                     progress(n_read, total, "predict")
                     reported = n_read

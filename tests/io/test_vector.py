@@ -103,3 +103,19 @@ def test_committed_outputs_get_the_default_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE((tmp_path / "model.safetensors").stat().st_mode) == 0o666 & ~umask
+
+
+def test_geojson_rounds_attributes_and_coordinates(tmp_path):
+    gdf = frame()
+    gdf["score"] = [0.917752054715767, 0.70004999]
+    gdf["area_m2"] = [96.123456, 25.004999]
+    write_vector(gdf, tmp_path / "out.geojson")
+    write_vector(gdf, tmp_path / "out.gpkg")
+    text = (tmp_path / "out.geojson").read_text()
+    props = [f["properties"] for f in json.loads(text)["features"]]
+    assert [p["score"] for p in props] == [0.9178, 0.7]
+    assert [p["area_m2"] for p in props] == [96.12, 25.0]
+    coords = json.loads(text)["features"][0]["geometry"]["coordinates"][0]
+    assert max(len(repr(c).split(".")[1]) for xy in coords for c in xy) <= 7
+    full = read_vector(tmp_path / "out.gpkg")  # binary formats keep float64
+    assert full["score"].tolist() == gdf["score"].tolist()

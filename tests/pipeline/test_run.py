@@ -161,3 +161,33 @@ def test_empty_scene_is_refused_before_files_are_finished(tmp_path, model_file):
     with pytest.raises(EmptySceneError, match="is nodata"):
         predict_scene(scene, tmp_path / "o.gpkg", model=model_file, mask_out=tmp_path / "m.tif")
     assert sorted(tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize("dtype,nodata", [("uint16", 0), ("float32", None)])
+def test_nodata_travels_with_the_tiles_not_a_second_read(tmp_path, model_file, monkeypatch,
+                                                         dtype, nodata):
+    """The reader's validity reaches the classifier through NaN probabilities (no re-read)."""
+    from builders import write_geotiff
+    from geounet.constants import CLASS_NODATA
+    from geounet.io.read import Scene
+
+    rng = np.random.default_rng(3)
+    data = rng.integers(100, 1000, size=(1, 90, 110)).astype(dtype)
+    hole = np.zeros((90, 110), bool)
+    hole[10:30, 20:75] = True  # inside tiles, across a tile border
+    hole[60:, 100:] = True  # a corner at the scene's edge
+    data[0][hole] = np.nan if nodata is None else nodata
+    scene = write_geotiff(tmp_path / "s.tif", data, nodata=nodata)
+
+    def no_second_read(self, window):
+        raise AssertionError("validity was read again")
+
+    monkeypatch.setattr(Scene, "read_valid", no_second_read)
+    r = predict_scene(scene, None, model=model_file, tiling=TilingConfig(48, 8),
+                      mask_out=tmp_path / "m.tif", prob_out=tmp_path / "p.tif")
+    with rasterio.open(r.mask_out) as ds:
+        cls = ds.read(1)
+    with rasterio.open(tmp_path / "p.tif") as ds:
+        probs = ds.read(1, masked=True)
+    assert np.array_equal(cls == CLASS_NODATA, hole)
+    assert np.array_equal(probs.mask, hole) and np.isfinite(probs.compressed()).all()
