@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import dataclasses
 import gc
 import json
 import os
@@ -276,13 +275,15 @@ def build_predictors(loaded, x: np.ndarray, device: str) -> list[dict]:
         first (warm-up) batch, ``probs`` its output.
     """
     from geounet.config import PredictConfig
+    from geounet.models.modelfile import LoadedModel
     from geounet.pipeline.predictors import make_predictor
 
     out = []
     for label, runtime, channels_last in SETTINGS:
         # torch's Predictor converts its module to channels_last in place: each setting
         # gets its own copy, or "NCHW" would run channels_last weights
-        own = dataclasses.replace(loaded, module=copy.deepcopy(loaded.module))
+        own = LoadedModel(copy.deepcopy(loaded.module), loaded.metadata, loaded.path,
+                          loaded.format)
         config = PredictConfig(device=device, batch_size=x.shape[0], precision="fp32",
                                channels_last=channels_last, runtime=runtime)
         t0 = time.perf_counter()

@@ -16,11 +16,36 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from geounet.errors import InvalidOptionError, MissingCRSError
+from geounet.errors import InvalidOptionError, MissingCRSError, MissingDependencyError
 from geounet.geometry import areas_m2, polygonal
 
 POLYGON_TYPE_IDS = (3, 6)
 """shapely type ids of Polygon (3) and MultiPolygon (6)."""
+
+
+LIBRARIES = {"split_touching": ("scipy", "skimage"), "regularize": ("buildingregulariser",)}
+"""The libraries each optional footprint step needs, installed by ``geounet[footprints]``."""
+
+
+def require_libraries(*steps: str) -> None:
+    """Check that the libraries of footprint steps are installed, before any work starts.
+
+    Args:
+        steps: Names from :data:`LIBRARIES` (``"split_touching"``, ``"regularize"``).
+
+    Raises:
+        MissingDependencyError: naming the step, the missing package and the extra.
+    """
+    from importlib.util import find_spec
+
+    for step in steps:
+        missing = [m for m in LIBRARIES[step] if find_spec(m) is None]
+        if missing:
+            names = ", ".join("scikit-image" if m == "skimage" else m for m in missing)
+            verb = "is" if len(missing) == 1 else "are"
+            raise MissingDependencyError(
+                f"{step.replace('_', ' ')} needs {names}, which {verb} not installed; install "
+                "it with: pip install 'geounet[footprints]'")
 
 
 def check_number(name: str, value: Any, unit: str, fix: str, *, positive: bool = False,

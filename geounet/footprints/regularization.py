@@ -47,13 +47,13 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from geounet.errors import MissingDependencyError
 from geounet.footprints.checks import (
     assemble_per_row,
     check_frame,
     check_number,
     empty_like,
     prepare,
+    require_libraries,
 )
 from geounet.footprints.tidy import tidy_polygon
 from geounet.geometry import metric_geometries
@@ -175,12 +175,9 @@ def _check_options(tolerance_m: Any, parallel_threshold_m: Any, max_area_change:
 
 def _import_library() -> Any:
     """The ``buildingregulariser`` module; MissingDependencyError when not installed."""
-    try:
-        import buildingregulariser
-    except ImportError:
-        raise MissingDependencyError(
-            "regularize needs the buildingregulariser package, which is not installed: "
-            "expected it importable; install it with pip install buildingregulariser") from None
+    require_libraries("regularize")
+    import buildingregulariser
+
     return buildingregulariser
 
 

@@ -68,6 +68,7 @@ from geounet.footprints.checks import (
     check_number,
     empty_like,
     prepare,
+    require_libraries,
 )
 from geounet.footprints.watershed import WatershedOptions, split_polygon
 from geounet.geometry import metric_geometries, pixel_steps_m
@@ -123,10 +124,13 @@ def split_touching(
             ``min_separation_m``, ``min_area_m2`` or ``min_piece_px``, a
             non-invertible ``transform``, or a ``gdf`` that is not a
             GeoDataFrame.
+        MissingDependencyError: without scipy and scikit-image
+            (``geounet[footprints]``).
         MissingCRSError: if ``gdf`` has no CRS.
     """
     check_frame(gdf, "split_touching")
     options, min_area = _check_options(h_m, min_separation_m, min_area_m2, min_piece_px)
+    require_libraries("split_touching")
     transform, inverse = _invertible(transform)
     gdf, changed = prepare(gdf)
     if gdf.empty:

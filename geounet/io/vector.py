@@ -32,8 +32,9 @@ from typing import Any
 import numpy as np
 from pyproj import CRS
 
-from geounet.errors import UnsupportedFormatError
+from geounet.errors import MissingDependencyError, UnsupportedFormatError
 from geounet.hookspecs import hookimpl
+from geounet.models.metadata import installed
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +48,12 @@ VECTOR_DRIVERS = {
 
 
 COLUMNS = ["class_id", "class_name", "area_m2", "score", "geometry"]
+"""Columns of geounet's footprints, in order."""
 
 GEOJSON_DECIMALS = {"area_m2": 2, "score": 4}
 """Decimals of the attribute columns in GeoJSON output (0.01 m², 1e-4 in probability);
 coordinates get 7 decimals in EPSG:4326 (about 1 cm, GDAL's RFC 7946 default). The
 binary formats keep full float64 values."""
-"""Columns of geounet's footprints, in order."""
 
 
 def empty_frame(crs: Any) -> Any:
@@ -92,8 +93,138 @@ def read_vector(path: str | os.PathLike[str]) -> Any:
     import geopandas as gpd
 
     if str(path).lower().endswith(".parquet"):
+        if not installed("pyarrow"):
+            raise MissingDependencyError(
+                f"reading GeoParquet ({str(path)!r}) needs pyarrow, which is not installed; "
+                "install it with: pip install 'geounet[arrow]'")
         return gpd.read_parquet(path)
     return gpd.read_file(path, engine="pyogrio")
+
+
+def prepared(gdf: Any, fmt: str, crs: Any, out_crs: Any) -> Any:
+    """A batch as it is written: in the output CRS, GeoJSON's numbers rounded.
+
+    Args:
+        gdf: Polygons in ``crs``.
+        fmt: Format name (:data:`VECTOR_DRIVERS` value).
+        crs: The batch's CRS.
+        out_crs: The file's CRS (EPSG:4326 for GeoJSON).
+
+    Returns:
+        A GeoDataFrame (``gdf`` itself when nothing changes).
+    """
+    if out_crs != crs:
+        gdf = gdf.to_crs(out_crs)
+    if fmt == "GeoJSON":  # text: digits cost bytes (coordinates: RFC7946, 7 decimals)
+        gdf = gdf.round({c: d for c, d in GEOJSON_DECIMALS.items() if c in gdf.columns})
+    return gdf
+
+
+def open_vector_sink(path: str | os.PathLike[str], crs: Any, fmt: str | None = None,
+                     geometry_type: str = "Polygon") -> Any:
+    """The streaming writer of a vector file: Arrow when pyarrow is installed, else appends.
+
+    Args:
+        path: File to write (a temporary path; the caller renames it).
+        crs: CRS of the batches.
+        fmt: Format name (:data:`VECTOR_DRIVERS` value); default from ``path``.
+        geometry_type: ``"Polygon"``, or ``"Unknown"`` when MultiPolygons may occur.
+
+    Returns:
+        A :class:`VectorSink` (pyarrow installed: ``geounet[arrow]``) or an
+        :class:`AppendVectorSink` (the default install).
+
+    Raises:
+        UnsupportedFormatError: for an unknown extension.
+        MissingDependencyError: for GeoParquet without pyarrow.
+    """
+    if installed("pyarrow"):
+        return VectorSink(path, crs, fmt, geometry_type)
+    sink = AppendVectorSink(path, crs, fmt, geometry_type)
+    check_dependencies(sink.fmt, path)
+    return sink
+
+
+def check_dependencies(fmt: str, path: str | os.PathLike[str]) -> None:
+    """Check that a built-in format can be written with what is installed.
+
+    Args:
+        fmt: Format name (:data:`VECTOR_DRIVERS` value).
+        path: The output, named in the error.
+
+    Raises:
+        MissingDependencyError: for GeoParquet without pyarrow (``geounet[arrow]``).
+    """
+    if fmt == "GeoParquet" and not installed("pyarrow"):
+        raise MissingDependencyError(
+            f"writing GeoParquet ({str(path)!r}) needs pyarrow, which is not installed; "
+            "install it with: pip install 'geounet[arrow]', or write .gpkg, .fgb or .geojson")
+
+
+def _format_of(path: str, fmt: str | None) -> str:
+    ext = os.path.splitext(path)[1].lower()
+    if fmt is None and ext not in VECTOR_DRIVERS:
+        raise UnsupportedFormatError(
+            f"output {path!r} has extension {ext or '(none)'!r}: expected one of "
+            f"{', '.join(VECTOR_DRIVERS)}; rename the output")
+    return fmt or VECTOR_DRIVERS[ext]
+
+
+class AppendVectorSink:
+    """Streams batches of polygons into an OGR file without pyarrow: one append per batch.
+
+    Each batch goes through ``pyogrio.write_dataframe`` (the first creates the
+    layer ``footprints``, the next ones ``append=True``), on the calling
+    thread; nothing but the batch is held in memory. The same files as
+    :class:`VectorSink` (GeoJSON RFC 7946, GeoPackage, FlatGeobuf); not
+    GeoParquet, which needs pyarrow.
+
+    Args:
+        path: File to write (a temporary path; the caller renames it).
+        crs: CRS of the batches (GeoJSON is reprojected to EPSG:4326).
+        fmt: Format name (:data:`VECTOR_DRIVERS` value); default from ``path``.
+        geometry_type: ``"Polygon"``, or ``"Unknown"`` when MultiPolygons may occur.
+
+    Raises:
+        UnsupportedFormatError: for an unknown extension.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], crs: Any, fmt: str | None = None,
+                 geometry_type: str = "Polygon") -> None:
+        self.path = str(path)
+        self.fmt = _format_of(self.path, fmt)
+        self.crs = CRS.from_user_input(crs)
+        self.out_crs = CRS.from_epsg(4326) if self.fmt == "GeoJSON" else self.crs
+        self.geometry_type = geometry_type
+        self.count = 0
+        self._columns: list[str] | None = None
+
+    def _append(self, gdf: Any) -> None:
+        import pyogrio
+
+        first = self._columns is None
+        opts = {"RFC7946": "YES"} if first and self.fmt == "GeoJSON" else {}
+        pyogrio.write_dataframe(gdf, self.path, driver=self.fmt, layer="footprints",
+                                geometry_type=self.geometry_type, append=not first,
+                                layer_options=opts or None)
+        self._columns = list(gdf.columns)
+
+    def write(self, gdf: Any) -> None:
+        """Append a GeoDataFrame (the columns of the first batch, plus geometry)."""
+        if gdf.empty:
+            return
+        if self._columns is not None and list(gdf.columns) != self._columns:
+            gdf = gdf[self._columns]
+        self._append(prepared(gdf, self.fmt, self.crs, self.out_crs))
+        self.count += len(gdf)
+
+    def close(self) -> None:
+        """Finish the file (empty, with geounet's columns, if nothing was written)."""
+        if self._columns is None:
+            self._append(prepared(empty_frame(self.crs), self.fmt, self.crs, self.out_crs))
+
+    def abort(self) -> None:
+        """Stop writing after an error elsewhere (nothing is buffered)."""
 
 
 class VectorSink:
@@ -123,12 +254,7 @@ class VectorSink:
         import pyarrow as pa
 
         self.path = str(path)
-        ext = os.path.splitext(str(path))[1].lower()
-        if fmt is None and ext not in VECTOR_DRIVERS:
-            raise UnsupportedFormatError(
-                f"output {str(path)!r} has extension {ext or '(none)'!r}: expected one of "
-                f"{', '.join(VECTOR_DRIVERS)}; rename the output")
-        self.fmt = fmt or VECTOR_DRIVERS[ext]
+        self.fmt = _format_of(self.path, fmt)
         self.crs = CRS.from_user_input(crs)
         self.out_crs = CRS.from_epsg(4326) if self.fmt == "GeoJSON" else self.crs
         self.geometry_type = geometry_type
@@ -175,10 +301,7 @@ class VectorSink:
         import shapely
 
         pa = self._pa
-        if self.out_crs != self.crs:
-            gdf = gdf.to_crs(self.out_crs)
-        if self.fmt == "GeoJSON":  # text: digits cost bytes (coordinates: RFC7946, 7 decimals)
-            gdf = gdf.round({c: d for c, d in GEOJSON_DECIMALS.items() if c in gdf.columns})
+        gdf = prepared(gdf, self.fmt, self.crs, self.out_crs)
         cols = [pa.array(gdf[f.name].to_numpy(), type=f.type) for f in self.schema
                 if f.name != "geometry"]
         cols.append(pa.array(shapely.to_wkb(gdf.geometry.to_numpy()), type=pa.binary()))
@@ -258,7 +381,7 @@ def geounet_vector_writers() -> dict[str, Any]:
     """Geounet's own vector formats, registered like a plugin's (see the module docstring).
 
     Returns:
-        ``{".ext": factory}``: :class:`VectorSink` bound to each format of
+        ``{".ext": factory}``: :func:`open_vector_sink` bound to each format of
         :data:`VECTOR_DRIVERS`.
     """
-    return {ext: partial(VectorSink, fmt=fmt) for ext, fmt in VECTOR_DRIVERS.items()}
+    return {ext: partial(open_vector_sink, fmt=fmt) for ext, fmt in VECTOR_DRIVERS.items()}

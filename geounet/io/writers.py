@@ -14,7 +14,7 @@ from typing import Any
 
 from geounet.errors import UnsupportedFormatError
 from geounet.hooks import vector_writers
-from geounet.io.vector import VECTOR_DRIVERS
+from geounet.io.vector import VECTOR_DRIVERS, check_dependencies
 
 
 def vector_format(path: str | os.PathLike[str]) -> str:
@@ -31,9 +31,12 @@ def vector_format(path: str | os.PathLike[str]) -> str:
 
     Raises:
         UnsupportedFormatError: for an extension nobody writes.
+        MissingDependencyError: for a format whose library is not installed
+            (GeoParquet without pyarrow).
     """
     ext = Path(path).suffix.lower()
     if ext in VECTOR_DRIVERS:
+        check_dependencies(VECTOR_DRIVERS[ext], path)
         return VECTOR_DRIVERS[ext]
     writers = vector_writers()
     if ext in writers:

@@ -13,11 +13,11 @@ module and runs with onnxruntime. Both are entries of :data:`MODEL_FORMATS`
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,13 @@ from geounet.models.metadata import (
     installed,
 )
 from geounet.models.onnx_metadata import companion_graph, read_onnx_metadata
-from geounet.models.registry import DEFAULT_MODEL, architectures, build_model, bundled_models
+from geounet.models.registry import DEFAULT_MODEL, bundled_models
+from geounet.models.safetensors_file import (
+    existing_model_file,
+    load_torch_module,
+    read_safetensors_metadata,
+    save_model,
+)
 
 __all__ = [  # ModelMetadata, default_colors and the FORMAT_* names re-exported from metadata
     "FORMAT_NAME", "FORMAT_VERSION", "METADATA_KEY", "MODEL_FORMATS", "LoadedModel",
@@ -77,94 +83,6 @@ def resolve_model_path(spec: str | os.PathLike | None) -> Path:
         f"model {str(spec)!r} is neither a file nor a bundled model: expected one of "
         f"{', '.join(bundled) or '(none installed)'} or a path to a .safetensors file"
     )
-
-
-def _existing(path: str | os.PathLike) -> Path:
-    path = Path(path)
-    if not path.is_file():
-        raise InputNotFoundError(f"model file {str(path)!r} does not exist")
-    return path
-
-
-def read_safetensors_metadata(path: str | os.PathLike) -> ModelMetadata:
-    """Read only the metadata of a ``.safetensors`` model file (no torch needed).
-
-    Args:
-        path: The model file.
-
-    Returns:
-        Its metadata.
-
-    Raises:
-        InputNotFoundError: if the file does not exist.
-        ModelFileError: if the file is not a readable geounet safetensors file.
-    """
-    path = _existing(path)
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(8)
-            if len(head) < 8:
-                raise ValueError("file shorter than a safetensors header")
-            n = int.from_bytes(head, "little")
-            if n <= 0 or n > 100_000_000:
-                raise ValueError(f"header length {n} is implausible")
-            header = json.loads(fh.read(n))
-        text = header.get("__metadata__", {}).get(METADATA_KEY)
-    except (ValueError, UnicodeDecodeError, AttributeError) as exc:
-        raise ModelFileError(
-            f"model file {str(path)!r} is corrupt or not a safetensors file ({exc}); "
-            "re-download or re-train it"
-        ) from exc
-    if text is None:
-        raise ModelFileError(
-            f"{str(path)!r} is a safetensors file without geounet metadata; only files "
-            "written by geounet (geounet train) can be loaded"
-        )
-    return ModelMetadata.from_json(text, str(path))
-
-
-def load_torch_module(path: Path, meta: ModelMetadata) -> Any:
-    """Rebuild the architecture ``meta`` names and load the file's weights into it.
-
-    Args:
-        path: The ``.safetensors`` model file.
-        meta: Its metadata (from :func:`read_safetensors_metadata`).
-
-    Returns:
-        The ``torch.nn.Module`` on CPU in eval mode.
-
-    Raises:
-        UnknownModelError: for an unregistered architecture.
-        ModelFileError: if the file is corrupt or its weights do not fit the
-            architecture.
-    """
-    if meta.architecture not in architectures():
-        raise UnknownModelError(
-            f"model file {str(path)!r} needs architecture {meta.architecture!r}, which is not "
-            f"registered (have: {', '.join(sorted(architectures()))}); install its plugin package"
-        )
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    try:
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelFileError(
-            f"model file {str(path)!r} is corrupt ({exc}); re-download or re-train it"
-        ) from exc
-    args = dict(meta.arch_args)
-    args.pop("encoder_weights", None)  # weights come from the file, never downloaded
-    args.pop("encoder_weights_path", None)
-    module = build_model(meta.architecture, meta.in_channels, meta.out_channels, **args)
-    try:
-        module.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise ModelFileError(
-            f"weights in {str(path)!r} do not fit architecture {meta.architecture!r} with "
-            f"arguments {meta.arch_args} ({first}); the file is corrupt or for another model"
-        ) from exc
-    return module.eval()
 
 
 def no_module(path: Path, meta: ModelMetadata) -> None:
@@ -235,46 +153,57 @@ def read_metadata(path: str | os.PathLike) -> ModelMetadata:
         ModelFileError: if the file is not a readable geounet model file.
         MissingDependencyError: for an ``.onnx`` file without ``onnx`` installed.
     """
-    path = _existing(path)
+    path = existing_model_file(path)
     return format_of(path).read_metadata(path)
 
 
-def save_model(model: Any, metadata: ModelMetadata, path: str | os.PathLike) -> Path:
-    """Write a model file atomically (temporary file, then rename).
-
-    Args:
-        model: The ``torch.nn.Module`` whose ``state_dict`` is saved.
-        metadata: Its :class:`ModelMetadata`.
-        path: Destination ``.safetensors`` path.
-
-    Returns:
-        The path written.
-    """
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(path, overwrite=True) as tmp:
-        save_file(tensors, str(tmp), metadata={METADATA_KEY: metadata.to_json()})
-    return path
-
-
-@dataclass
 class LoadedModel:
     """A model ready for inference.
 
-    Attributes:
+    Args:
         module: The ``torch.nn.Module`` in eval mode, on CPU until moved;
-            ``None`` for an exported ``.onnx`` model (run by onnxruntime).
+            ``None`` for an exported ``.onnx`` model (run by onnxruntime) or
+            when ``loader`` builds it.
         metadata: Its :class:`ModelMetadata`.
         path: The file it came from.
         format: Name of its :class:`ModelFormat` (``"safetensors"``, ``"onnx"``).
+        loader: ``() -> module``, called the first time :attr:`module` is read
+            (``load_model(lazy=True)``: a run on an ONNX runtime never imports torch).
+
+    Attributes:
+        metadata: As given.
+        path: As given.
+        format: As given.
     """
 
-    module: Any
-    metadata: ModelMetadata
-    path: Path
-    format: str = "safetensors"
+    def __init__(self, module: Any, metadata: ModelMetadata, path: Path,
+                 format: str = "safetensors",
+                 loader: Callable[[], Any] | None = None) -> None:
+        self._module = module
+        self._loader = loader
+        self.metadata = metadata
+        self.path = path
+        self.format = format
+
+    @property
+    def module(self) -> Any:
+        """The torch module (built on first use when loaded lazily), or ``None``.
+
+        Raises:
+            UnknownModelError, ModelFileError: as :func:`load_torch_module`,
+                the first time a lazily loaded module is built.
+        """
+        if self._loader is not None:
+            self._module, self._loader = self._loader(), None
+        return self._module
+
+    @module.setter
+    def module(self, value: Any) -> None:
+        self._module, self._loader = value, None
+
+    def __repr__(self) -> str:
+        return (f"LoadedModel({self.metadata.name!r}, path={str(self.path)!r}, "
+                f"format={self.format!r})")
 
     @property
     def runtime(self) -> str:
@@ -282,13 +211,16 @@ class LoadedModel:
         return next(f.runtime for f in MODEL_FORMATS.values() if f.name == self.format)
 
 
-def load_model(spec: str | os.PathLike | None = None) -> LoadedModel:
+def load_model(spec: str | os.PathLike | None = None, lazy: bool = False) -> LoadedModel:
     """Load a model file or a bundled model.
 
     Args:
         spec: Path (``.safetensors``, or ``.onnx`` exported by ``geounet
             export``), bundled model name, or ``None`` for the default model
             (``buildings-atlanta``).
+        lazy: Read the metadata now and build the torch module the first time
+            :attr:`LoadedModel.module` is read (errors of the weights then
+            surface there).
 
     Returns:
         A :class:`LoadedModel` on CPU in eval mode.
@@ -312,17 +244,19 @@ def load_model(spec: str | os.PathLike | None = None) -> LoadedModel:
         log.info("torch is not installed: %s runs as its ONNX graph %s", path, graph)
         path, fmt = Path(str(graph)), MODEL_FORMATS[".onnx"]
     meta = fmt.read_metadata(path)
-    module = fmt.load(path, meta)
     log.info("loaded model %s (%s, %s) from %s", meta.name, meta.architecture, fmt.name, path)
-    return LoadedModel(module, meta, path, fmt.name)
+    if lazy:
+        return LoadedModel(None, meta, path, fmt.name, loader=partial(fmt.load, path, meta))
+    return LoadedModel(fmt.load(path, meta), meta, path, fmt.name)
 
 
-def as_loaded(model: LoadedModel | str | os.PathLike | None) -> LoadedModel:
+def as_loaded(model: LoadedModel | str | os.PathLike | None, lazy: bool = False) -> LoadedModel:
     """The :class:`LoadedModel` for any model argument of the API.
 
     Args:
         model: A :class:`LoadedModel` (returned as is), a model file path, a
             bundled model name, or ``None`` for the default model.
+        lazy: As for :func:`load_model`.
 
     Returns:
         The loaded model.
@@ -332,7 +266,7 @@ def as_loaded(model: LoadedModel | str | os.PathLike | None) -> LoadedModel:
     """
     if isinstance(model, LoadedModel):
         return model
-    return load_model(model)
+    return load_model(model, lazy=lazy)
 
 
 def model_spec(model: LoadedModel | str | os.PathLike | None) -> str:

@@ -30,6 +30,7 @@ import numpy as np
 
 from geounet.config import OutputConfig, PredictConfig, RunOptions, TilingConfig, VectorizeConfig
 from geounet.errors import TilingError
+from geounet.footprints.checks import require_libraries
 from geounet.hooks import HookChain
 from geounet.io.atomic import OutputSet
 from geounet.io.read import Scene, gdal_env
@@ -144,7 +145,10 @@ class SceneRun:
             self._stack.enter_context(gdal_env())
             self.outset = self._stack.enter_context(OutputSet(self.options.outputs.overwrite))
             temps = self._register_outputs()
-            self.model: LoadedModel = as_loaded(self.model_arg)
+            vec = self.options.vectorize
+            require_libraries(*[step for step, on in (("split_touching", vec.split_touching),
+                                                      ("regularize", vec.regularize)) if on])
+            self.model: LoadedModel = as_loaded(self.model_arg, lazy=True)
             meta = self.model.metadata
             self.scene = self._stack.enter_context(
                 Scene(self.scene_path, self.options.bands, default_bands=meta.bands,

@@ -246,7 +246,7 @@ def test_many_scenes_into_a_folder_with_one_model_load(tmp_path, runner, model_f
     (tmp_path / "notes.txt").write_text("not a scene")
     loads = []
     real = mf.load_model
-    monkeypatch.setattr(mf, "load_model", lambda spec=None: loads.append(spec) or real(spec))
+    monkeypatch.setattr(mf, "load_model", lambda spec=None, lazy=False: loads.append(spec) or real(spec, lazy))
     out = tmp_path / "out"
     r = run(runner, "predict", str(tmp_path / "tile_*.tif"), "-o", f"{out}/", "--model", model_file,
             "--format", "gpkg", "--mask-out", f"{tmp_path / 'masks'}/", "--cog", "-q")

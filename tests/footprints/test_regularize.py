@@ -222,6 +222,6 @@ def test_regularize_error_classes(monkeypatch):
     with pytest.raises(InvalidOptionError, match="min_iou"):
         regularize(gdf, min_iou=1.5)
     monkeypatch.setitem(sys.modules, "buildingregulariser", None)   # import raises ImportError
-    with pytest.raises(MissingDependencyError, match="pip install buildingregulariser"):
+    with pytest.raises(MissingDependencyError, match=r"pip install 'geounet\[footprints\]'"):
         regularize(gdf)
     assert regularize(frame([])).empty                              # nothing to regularise

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import shapely
 
-from geounet.errors import OutputExistsError, OutputNotWritableError, UnsupportedFormatError
+from geounet.errors import MissingDependencyError, OutputExistsError, OutputNotWritableError, UnsupportedFormatError
 from geounet.io.atomic import OutputSet, atomic_path
 from geounet.io.vector import read_vector
 from geounet.io.writers import vector_format, write_vector
@@ -20,11 +20,25 @@ def frame(crs="EPSG:32616"):
         geometry=[poly, shapely.box(733630, 3725100, 733635, 3725105)], crs=crs)
 
 
+@pytest.fixture(params=["arrow", "append"])
+def sink(request, monkeypatch):
+    """Both writers: pyarrow's stream, and the default install's appends (no pyarrow)."""
+    import geounet.io.vector as vector
+
+    if request.param == "append":
+        monkeypatch.setattr(vector, "installed", lambda name: name != "pyarrow")
+    return request.param
+
+
 @pytest.mark.parametrize("ext,epsg", [(".gpkg", 32616), (".fgb", 32616), (".parquet", 32616),
                                       (".geojson", 4326), (".json", 4326)])
-def test_formats_read_back_with_right_crs(tmp_path, ext, epsg):
+def test_formats_read_back_with_right_crs(tmp_path, ext, epsg, sink):
     gdf = frame()
     path = tmp_path / f"out{ext}"
+    if sink == "append" and ext == ".parquet":
+        with pytest.raises(MissingDependencyError, match=r"geounet\[arrow\]"):
+            write_vector(gdf, path)
+        return
     write_vector(gdf, path)
     back = read_vector(path)
     assert back.crs.to_epsg() == epsg
@@ -48,10 +62,10 @@ def test_geojson_is_rfc7946(tmp_path):
     assert shapely.LinearRing(ring).is_ccw  # exterior counter-clockwise (right-hand rule)
 
 
-def test_empty_frame_writes(tmp_path):
+def test_empty_frame_writes(tmp_path, sink):
     from geounet.io.vector import empty_frame
 
-    for ext in (".geojson", ".gpkg", ".fgb", ".parquet"):
+    for ext in (".geojson", ".gpkg", ".fgb") + ((".parquet",) if sink == "arrow" else ()):
         write_vector(empty_frame("EPSG:32616"), tmp_path / f"e{ext}")
         assert read_vector(tmp_path / f"e{ext}").empty
 
@@ -105,7 +119,7 @@ def test_committed_outputs_get_the_default_permissions(tmp_path):
     assert stat.S_IMODE((tmp_path / "model.safetensors").stat().st_mode) == 0o666 & ~umask
 
 
-def test_geojson_rounds_attributes_and_coordinates(tmp_path):
+def test_geojson_rounds_attributes_and_coordinates(tmp_path, sink):
     gdf = frame()
     gdf["score"] = [0.917752054715767, 0.70004999]
     gdf["area_m2"] = [96.123456, 25.004999]
@@ -119,3 +133,17 @@ def test_geojson_rounds_attributes_and_coordinates(tmp_path):
     assert max(len(repr(c).split(".")[1]) for xy in coords for c in xy) <= 7
     full = read_vector(tmp_path / "out.gpkg")  # binary formats keep float64
     assert full["score"].tolist() == gdf["score"].tolist()
+
+
+def test_append_sink_streams_batches_in_order(tmp_path, sink):
+    from geounet.io.vector import open_vector_sink
+
+    out = open_vector_sink(tmp_path / "s.gpkg", "EPSG:32616")
+    assert type(out).__name__ == ("VectorSink" if sink == "arrow" else "AppendVectorSink")
+    for k in range(3):
+        gdf = frame()
+        gdf["area_m2"] = [float(k), k + 0.5]
+        out.write(gdf)
+    out.close()
+    back = read_vector(tmp_path / "s.gpkg")
+    assert back["area_m2"].tolist() == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]

@@ -71,6 +71,41 @@ def test_model_file_errors(tmp_path):
         load_model(other)
 
 
+def test_lazy_load_builds_the_module_on_first_use(tmp_path):
+    good = tiny_model(tmp_path / "good.safetensors")
+    lazy = load_model(good, lazy=True)
+    assert lazy._loader is not None and lazy.metadata == read_metadata(good)
+    eager = load_model(good)
+    x = torch.randn(1, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(lazy.module(x), eager.module(x))
+    assert lazy._loader is None and lazy.module is lazy.module  # built once
+    raw = good.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(raw[: 8 + n + 16])  # header intact, weights cut short
+    late = load_model(broken, lazy=True)  # the metadata reads ...
+    with pytest.raises(ModelFileError, match="corrupt"):
+        late.module  # ... the weights fail where they are built
+
+
+def test_a_run_on_an_onnx_runtime_never_imports_torch(tmp_path):
+    import subprocess
+    import sys
+
+    from builders import SAMPLE_SCENE
+
+    code = ("import sys, geounet\n"
+            "from geounet.config import PredictConfig\n"
+            f"r = geounet.predict({str(SAMPLE_SCENE)!r}, None, "
+            "predict=PredictConfig(runtime='onnxruntime'))\n"
+            "assert len(r.footprints) > 20\n"
+            "print('torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
+
+
 def test_model_names_and_paths(tmp_path):
     with pytest.raises(UnknownModelError, match="buildings-atlanta"):
         resolve_model_path("no-such-model")
