@@ -1,7 +1,8 @@
 """Typed, frozen option objects for each pipeline stage.
 
-Units are part of the field names: ``_px`` is pixels of the scene grid, ``_m``
-metres on the ground, ``_m2`` square metres. Each object checks itself on
+Units are part of the field names: ``_px`` is pixels of the grid the model
+sees (the scene's, or the model-GSD grid when :class:`ResampleConfig` resamples
+it), ``_m`` metres on the ground, ``_m2`` square metres. Each object checks itself on
 construction (as rasterio's ``Window`` does) and raises a subclass of
 :class:`~geounet.errors.GeounetError` naming the bad value.
 """
@@ -263,6 +264,59 @@ class OutputConfig:
             )
 
 
+RESAMPLE_MODES = ("auto", "off")
+"""Values of :attr:`ResampleConfig.mode`."""
+
+OUTPUT_GRIDS = ("scene", "model")
+"""Values of :attr:`ResampleConfig.output_grid`."""
+
+
+@dataclass(frozen=True)
+class ResampleConfig:
+    """Whether the model sees the scene at its own ground resolution.
+
+    Attributes:
+        mode: ``"auto"``: when the scene's GSD (metres per pixel, the mean of
+            the x and y sizes; geographic CRSs measured on the ground) differs
+            from the model's ``gsd_m`` by more than ``tolerance``, the scene is
+            read through a rasterio ``WarpedVRT`` on a grid of the model's GSD
+            (same CRS, same origin) and every stage runs on that grid;
+            ``"off"``: the scene is read as it is (a warning is logged when
+            the GSDs differ). Models without ``gsd_m`` are never resampled.
+        tolerance: Largest relative difference ``|scene / model - 1|`` of the
+            two GSDs that is left alone (0.1 = 10 %).
+        output_grid: ``"scene"``: the class and probability rasters (and
+            ``keep_arrays``) come back on the scene's own grid; ``"model"``:
+            they stay on the model-GSD grid the run predicted on. Polygons are
+            georeferenced either way (areas in square metres do not depend on it).
+
+    Raises:
+        InvalidOptionError: for an unknown mode or output grid, or a negative
+            or non-finite tolerance.
+    """
+
+    mode: str = "auto"
+    tolerance: float = 0.1
+    output_grid: str = "scene"
+
+    def __post_init__(self) -> None:
+        if self.mode not in RESAMPLE_MODES:
+            raise InvalidOptionError(
+                f"resample mode {self.mode!r} is not understood: expected auto or off; pass "
+                "e.g. --resample off"
+            )
+        if self.output_grid not in OUTPUT_GRIDS:
+            raise InvalidOptionError(
+                f"output grid {self.output_grid!r} is not understood: expected scene or model; "
+                "pass e.g. --output-grid model"
+            )
+        if not 0 <= self.tolerance < math.inf:
+            raise InvalidOptionError(
+                f"resample tolerance {self.tolerance} is not a finite fraction of 0 or more; "
+                "pass e.g. 0.1 (10 %)"
+            )
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """The options of one run, each stage's config object in one place.
@@ -277,6 +331,8 @@ class RunOptions:
         keep_footprints: Collect the polygons in memory (``None``: only when
             there is no vector output).
         keep_arrays: Collect the probability and class rasters in memory.
+        resample: Ground resolution: read the scene at the model's GSD, and on
+            which grid the rasters come back.
 
     Raises:
         InvalidOptionError: for a threshold outside 0..1.
@@ -290,6 +346,7 @@ class RunOptions:
     threshold: float | None = None
     keep_footprints: bool | None = None
     keep_arrays: bool = False
+    resample: ResampleConfig = ResampleConfig()
 
     def __post_init__(self) -> None:
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:

@@ -34,9 +34,13 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
+import rasterio
+
 from geounet.config import PredictConfig
 from geounet.errors import MissingDependencyError, SchedulerError
-from geounet.io.read import BandScaler, Scene, iter_tile_batches
+from geounet.io.read import Scene, iter_tile_batches
+from geounet.io.regrid import ModelGrid
+from geounet.models.foreign_onnx import input_scaler
 from geounet.models.modelfile import LoadedModel, load_model, model_spec
 from geounet.pipeline.predictors import make_predictor, resolve_runtime
 from geounet.pipeline.run import PredictResult, predict_scene
@@ -112,7 +116,7 @@ def connect(scheduler: str) -> Iterator[Any]:
 
 
 def predict_block(scene_path: str, bands: list[int], windows: list[Any], spec: str,
-                  config: PredictConfig) -> list[Tile]:
+                  config: PredictConfig, grid: ModelGrid | None = None) -> list[Tile]:
     """Worker task: read, scale and predict the tiles of one block.
 
     The predictor (runtime, device, precision, TTA of ``config``) is built once
@@ -124,6 +128,7 @@ def predict_block(scene_path: str, bands: list[int], windows: list[Any], spec: s
         windows: The block's tile windows (all of the plan's tile size).
         spec: Model file path or bundled name.
         config: The run's prediction options.
+        grid: The model-GSD grid the run reads the scene on (``Scene.grid``).
 
     Returns:
         ``[(window, probs)]`` for the block's tiles that have valid pixels,
@@ -136,10 +141,12 @@ def predict_block(scene_path: str, bands: list[int], windows: list[Any], spec: s
     if key not in _MODELS:
         _MODELS[key] = make_predictor(loaded, config, tile_px)
     predictor = _MODELS[key]
-    scaler = BandScaler(meta.band_mean, meta.band_std)
+    with rasterio.open(scene_path) as ds:  # GeoDeep-style models scale by the data type
+        dtype = ds.dtypes[bands[0] - 1]
+    scaler = input_scaler(meta, dtype)
     out: list[Tile] = []
     for wins, batch, valid, _ in iter_tile_batches(scene_path, bands, windows, scaler,
-                                                   config.batch_size):
+                                                   config.batch_size, grid):
         if batch is not None:
             out.extend(zip(wins, mark_nodata(predictor(batch), valid), strict=True))
     return out
@@ -216,7 +223,7 @@ def _cluster_tiles(client: Any, scene: Scene, plan: TilePlan, spec: str,
 
     def submit(block: list[Any]) -> Any:
         return client.submit(predict_block, scene.path, scene.bands, block, spec, config,
-                             pure=False)
+                             scene.grid, pure=False)
 
     try:
         while done < len(blocks):

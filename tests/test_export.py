@@ -56,8 +56,11 @@ def test_deepness_metadata(tmp_path):
     assert {int(k): v for k, v in props["class_names"].items()} == {0: "background",
                                                                      1: "building"}
     assert props["resolution"] == pytest.approx(meta.gsd_m * 100)  # cm per pixel
-    assert props["tiles_size"] == meta.tile_size_px
-    assert props["tiles_overlap"] == pytest.approx(100 * meta.overlap_px / meta.tile_size_px)
+    assert props["tiles_size"] == props["tile_size"] == meta.tile_size_px  # docs, code
+    # an integer percent: Deepness reads it with int() (12.5 would become 12)
+    assert props["tiles_overlap"] == round(100 * meta.overlap_px / meta.tile_size_px)
+    assert isinstance(props["tiles_overlap"], int)
+    assert props["seg_small_segment"] == 0  # Deepness's median blur and GeoDeep's sieve off
     assert props["seg_thresh"] == meta.threshold
     # Deepness divides by 255 first: its standardisation must equal geounet's scaling
     x = np.array([50.0, 457.0, 2000.0])

@@ -117,8 +117,8 @@ def test_script_is_listed_with_its_parameters(env):
     params = data["parameters"]
     assert set(params) == {"INPUT", "MODEL", "BANDS", "TILE_SIZE", "OVERLAP", "THRESHOLD",
                            "MIN_AREA", "SIMPLIFY", "SIEVE", "FILL_HOLES", "SPLIT_TOUCHING",
-                           "REGULARIZE", "TTA", "DEVICE", "RUNTIME", "PYTHON", "OUTPUT",
-                           "PROBABILITY", "CLASS_RASTER"}
+                           "REGULARIZE", "TTA", "DEVICE", "RUNTIME", "RESAMPLE", "PYTHON",
+                           "OUTPUT", "PROBABILITY", "CLASS_RASTER"}
     assert params["PYTHON"]["is_advanced"] is True
     assert params["MODEL"]["optional"] is True
     assert params["PROBABILITY"]["optional"] is True
@@ -177,6 +177,29 @@ def test_qgis_process_footprint_options_match_the_cli(work, env, base_params, re
     got = areas(out / "footprints.gpkg")
     assert got == pytest.approx(areas(work / "opt_reference.gpkg"), rel=1e-9)
     assert sum(got) != pytest.approx(reference["area"], rel=1e-6)  # the options did something
+
+
+def test_qgis_process_resample_matches_the_cli(work, env, base_params):
+    """RESAMPLE reaches geounet as --resample: on a 0.8 m copy, off differs from auto."""
+    import numpy as np
+    from rasterio.enums import Resampling
+
+    copy = work / "atlanta_0.8m.tif"
+    with rasterio.open(SAMPLE_SCENE) as src:
+        t = src.transform * src.transform.scale(1.6, 1.6)
+        profile = dict(src.profile, width=563, height=563, transform=t)
+        data = src.read(out_shape=(1, 563, 563), resampling=Resampling.average)
+    with rasterio.open(copy, "w", **profile) as dst:
+        dst.write(data.astype(np.uint16))
+    out = _outdir(work, "qp_resample")
+    params = {"INPUT": copy, **base_params, "PYTHON": sys.executable, "RESAMPLE": "1",
+              "OUTPUT": out / "footprints.gpkg"}
+    proc, data = run_qgis_process(params, env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    off = _predict_count(env, copy, work / "off.gpkg", [*cli_options(base_params),
+                                                        "--resample", "off"])
+    auto = _predict_count(env, copy, work / "auto.gpkg", cli_options(base_params))
+    assert data["results"]["FOOTPRINT_COUNT"] == off != auto
 
 
 def test_qgis_process_matches_geounet_predict(work, env, base_params, reference):

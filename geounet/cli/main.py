@@ -24,6 +24,8 @@ COMMANDS = {
     "evaluate": ("geounet.cli.evaluate", "evaluate_cmd"),
     "models": ("geounet.cli.models", "models_cmd"),
     "export": ("geounet.cli.export", "export_cmd"),
+    "quantize": ("geounet.cli.quantize", "quantize_cmd"),
+    "import": ("geounet.cli.import_model", "import_cmd"),
 }
 
 

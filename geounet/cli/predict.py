@@ -25,8 +25,12 @@ from geounet.config import RUNTIME_NAMES
               default="geojson", show_default=True,
               help="Vector format of the files written into an output folder.")
 @click.option("--model", default=None, metavar="NAME|PATH",
-              help="Bundled model name (buildings-atlanta, landcover-landsat7) or "
-                   ".safetensors file (default: buildings-atlanta).")
+              help="Bundled model name (buildings-atlanta, landcover-landsat7; default: "
+                   "buildings-atlanta), or a model: a geounet .safetensors file; an .onnx "
+                   "graph (geounet export, or Deepness/GeoDeep metadata); a "
+                   "segmentation-models-pytorch save_pretrained folder; a torchgeo .ckpt; a "
+                   ".pth/.pt state dict. A foreign model that lacks metadata (band "
+                   "statistics...) is refused with the geounet import command that adds it.")
 @bands_opt
 @tile_size_opt()
 @overlap_opt()
@@ -79,6 +83,15 @@ from geounet.config import RUNTIME_NAMES
 @click.option("--mask-out", type=click.Path(), default=None,
               help="Also write the class raster (GeoTIFF, uint8, nodata 255); a folder with "
                    "several scenes.")
+@click.option("--resample", type=click.Choice(["auto", "off"]), default="auto",
+              show_default=True,
+              help="Ground resolution: auto = when the scene's GSD differs from the model's by "
+                   "more than 10 %, read it at the model's GSD (average when reducing, "
+                   "bilinear when enlarging); off = read it as it is. -v logs the decision.")
+@click.option("--output-grid", type=click.Choice(["scene", "model"]), default="scene",
+              show_default=True,
+              help="Grid of --prob-out/--mask-out after resampling: the scene's own, or the "
+                   "model-GSD grid the run predicted on.")
 @click.option("--cog", is_flag=True,
               help="Write rasters as Cloud Optimized GeoTIFFs (default: tiled GeoTIFFs with "
                    "internal overviews).")
@@ -93,7 +106,8 @@ from geounet.config import RUNTIME_NAMES
 def predict_cmd(scenes, output, fmt, model, bands, tile_size, overlap, batch_size, device,
                 runtime, precision, channels_last, threshold, min_area, simplify, sieve, tta,
                 split_touching, split_h, fill_holes, regularize, regularize_tolerance,
-                regularize_45, prob_out, prob_dtype, mask_out, cog, progress_kind,
+                regularize_45, prob_out, prob_dtype, mask_out, resample, output_grid, cog,
+                progress_kind,
                 scheduler, overwrite, quiet, verbose):
     """Segment SCENE(s) and write footprints/polygons to OUTPUT.
 
@@ -106,7 +120,13 @@ def predict_cmd(scenes, output, fmt, model, bands, tile_size, overlap, batch_siz
 
     from geounet._alloc import tune_allocator
     from geounet.api import predict_scene, predict_scenes
-    from geounet.config import OutputConfig, PredictConfig, TilingConfig, VectorizeConfig
+    from geounet.config import (
+        OutputConfig,
+        PredictConfig,
+        ResampleConfig,
+        TilingConfig,
+        VectorizeConfig,
+    )
     from geounet.io.read import parse_bands
     from geounet.pipeline.scenes import expand_scenes
     from geounet.progress import JsonLinesProgress, NullProgress, TqdmProgress
@@ -133,6 +153,7 @@ def predict_cmd(scenes, output, fmt, model, bands, tile_size, overlap, batch_siz
                                   regularize_45=regularize_45),
         outputs=OutputConfig(prob_dtype=prob_dtype, overwrite=overwrite, cog=cog),
         threshold=threshold,
+        resample=ResampleConfig(mode=resample, output_grid=output_grid),
     )
     paths = expand_scenes(scenes)
     folder = len(paths) > 1 or Path(output).is_dir() or output.endswith(os.sep)

@@ -26,6 +26,7 @@ from geounet.errors import (
     NotARasterError,
 )
 from geounet.geometry import pixel_size_m
+from geounet.io.regrid import Grid, ModelGrid, warped
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +95,18 @@ class Scene:
         default_bands: Bands used when ``bands`` is ``None`` (usually the
             model's ``bands``).
         n_expected: Number of bands the model takes; ``None`` skips the check.
+        grid: Read the scene on this model-GSD grid (see :meth:`use_grid`).
 
     Attributes:
-        width, height: Size in pixels.
+        width, height: Size in pixels of the grid the scene is read on (its
+            own, or the model-GSD grid after :meth:`use_grid`).
         crs: ``rasterio.crs.CRS`` of the scene.
-        transform: Affine transform, pixel -> CRS coordinates.
+        transform: Affine transform of that grid, pixel -> CRS coordinates.
         bands: Selected 1-based band indexes.
+        dataset: The dataset windows are read from: the file, or a
+            ``WarpedVRT`` over it on the model-GSD grid.
+        native: The file's own dataset.
+        grid: The :class:`~geounet.io.regrid.ModelGrid` in use, or ``None``.
 
     Raises:
         InputNotFoundError, NotARasterError: see :func:`open_raster`.
@@ -114,14 +121,40 @@ class Scene:
         bands: list[int] | None = None,
         default_bands: list[int] | None = None,
         n_expected: int | None = None,
+        grid: ModelGrid | None = None,
     ) -> None:
         self.path = str(path)
-        self.dataset = open_raster(path)
+        self.dataset = self.native = open_raster(path)
+        self.grid: ModelGrid | None = None
         try:
             self._check(bands, default_bands, n_expected)
+            if grid is not None:
+                self.use_grid(grid)
         except Exception:
-            self.dataset.close()
+            self.native.close()
             raise
+
+    def use_grid(self, grid: ModelGrid) -> None:
+        """Read the scene from now on through a ``WarpedVRT`` on the model-GSD grid.
+
+        Sizes, transform, pixel sizes, windows and validity are then those of
+        ``grid.grid``; :meth:`native_grid` and :meth:`native_valid` still give
+        the file's own.
+
+        Args:
+            grid: The grid (:func:`geounet.io.regrid.model_grid`).
+        """
+        self.dataset = warped(self.native, grid.grid, grid.resampling)
+        self.grid = grid
+
+    def native_grid(self) -> Grid:
+        """The file's own grid (size, CRS, transform)."""
+        ds = self.native
+        return Grid(ds.width, ds.height, ds.crs, ds.transform)
+
+    def native_valid(self, window: Window) -> np.ndarray:
+        """Validity of a window of the file's own grid: ``(h, w)`` bool (see :meth:`read_valid`)."""
+        return self._validity(window, ds=self.native)
 
     def _check(self, bands, default_bands, n_expected) -> None:
         ds = self.dataset
@@ -211,6 +244,8 @@ class Scene:
             invalid or outside) and ``(h, w)`` bool validity (see
             :meth:`read_valid`).
         """
+        if self.grid is not None:
+            return self._read_warped(window)
         ds = self.dataset
         inside = (
             window.col_off >= 0
@@ -231,10 +266,35 @@ class Scene:
         (nodata value, alpha band or internal mask) and, for floating-point
         scenes, its values are finite.
         """
+        if self.grid is not None:
+            return self._read_warped(window)[1]
         return self._validity(window)
 
-    def _validity(self, window: Window, data: np.ndarray | None = None, **kw) -> np.ndarray:
+    def _read_warped(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`read` on the model-GSD grid: bands and alpha band in one warp.
+
+        (``read_masks`` of a ``WarpedVRT`` warps again, and it takes no
+        boundless reads: the part inside the grid is read, the rest padded.)
+        """
         ds = self.dataset
+        col, row, w, h = (int(v) for v in window.flatten())
+        data = np.zeros((len(self.bands), h, w), np.float32)
+        valid = np.zeros((h, w), bool)
+        c0, r0 = max(0, col), max(0, row)
+        c1, r1 = min(ds.width, col + w), min(ds.height, row + h)
+        if c1 > c0 and r1 > r0:
+            inner = ds.read([*self.bands, ds.count], window=Window(c0, r0, c1 - c0, r1 - r0),
+                            out_dtype="float32")
+            rows, cols = slice(r0 - row, r1 - row), slice(c0 - col, c1 - col)
+            data[:, rows, cols] = inner[:-1]
+            valid[rows, cols] = inner[-1] > 0
+        valid &= np.all(np.isfinite(data), axis=0)
+        data[:, ~valid] = 0
+        return data, valid
+
+    def _validity(self, window: Window, data: np.ndarray | None = None, ds=None,
+                  **kw) -> np.ndarray:
+        ds = self.dataset if ds is None else ds
         valid = np.all(ds.read_masks(self.bands, window=window, **kw) > 0, axis=0)
         if np.issubdtype(np.dtype(ds.dtypes[self.bands[0] - 1]), np.floating):
             if data is None:
@@ -243,8 +303,10 @@ class Scene:
         return valid
 
     def close(self) -> None:
-        """Close the dataset."""
-        self.dataset.close()
+        """Close the dataset (and the warped view of it)."""
+        if self.dataset is not self.native:
+            self.dataset.close()
+        self.native.close()
 
     def __enter__(self) -> Scene:
         return self
@@ -291,18 +353,22 @@ def band_statistics(data: np.ndarray, valid: np.ndarray) -> tuple[list[float], l
     return sel.mean(axis=1).tolist(), sel.std(axis=1).tolist()
 
 
-def iter_tile_batches(path, bands, windows, scaler: BandScaler, batch_size: int):
+def iter_tile_batches(path, bands, windows, scaler: BandScaler, batch_size: int,
+                      grid: ModelGrid | None = None):
     """Read and scale tiles, skipping all-nodata ones, and group them in batches.
 
     Opens its own dataset handle (GDAL handles are not shared between threads),
-    so it can run on a background thread.
+    so it can run on a background thread; with ``grid`` it opens the same
+    ``WarpedVRT`` as the run's :class:`Scene`.
 
     Args:
         path: Scene path.
         bands: 1-based bands, in model input order.
-        windows: Tile windows in plan order.
+        windows: Tile windows in plan order (of ``grid.grid`` when given).
         scaler: Per-band scaling.
         batch_size: Tiles per batch.
+        grid: The model-GSD grid the run reads the scene on (``Scene.grid``),
+            or ``None`` for the scene's own.
 
     Yields:
         ``(windows, batch, valid, n_read)``: the batch's windows, a
@@ -311,7 +377,7 @@ def iter_tile_batches(path, bands, windows, scaler: BandScaler, batch_size: int)
         far (skipped ones included). A final ``([], None, None, n)`` reports
         trailing skipped tiles.
     """
-    with gdal_env(), Scene(path, bands) as scene:
+    with gdal_env(), Scene(path, bands, grid=grid) as scene:
         wins: list = []
         arrs: list = []
         masks: list = []

@@ -22,6 +22,8 @@ from geounet.errors import MissingDependencyError, ModelFileError
 FORMAT_NAME = "geounet-model"
 FORMAT_VERSION = 2
 """Version 2 added ``background_class`` and ``class_colors`` (version 1 files still load)."""
+INPUT_SCALINGS = ("standardize", "geodeep")
+"""Values of :attr:`ModelMetadata.input_scaling`."""
 METADATA_KEY = "geounet"
 """Key of the metadata JSON in a safetensors ``__metadata__`` and in ONNX ``metadata_props``."""
 
@@ -69,6 +71,14 @@ class ModelMetadata:
             a land-cover model trained on sparse labels.
         class_colors: ``#rrggbb`` colour per class id for the class raster's
             colour table and maps (``None``: :func:`default_colors`).
+        input_scaling: How raw pixel values become model input (one of
+            :data:`INPUT_SCALINGS`): ``"standardize"``, ``(x - band_mean) /
+            band_std`` (geounet's and Deepness's models); ``"geodeep"``,
+            GeoDeep's rule for the scene's data type (uint8 ``x / 255``, other
+            integers ``x`` over the type's range, floats each tile's min-max,
+            clipped to [0, 1]; :mod:`geounet.models.foreign_onnx`), whose
+            ``band_std`` of 255 is the uint8 case. Left out of the JSON when
+            ``"standardize"``, so files stay readable by geounet 0.1.
     """
 
     name: str
@@ -88,6 +98,7 @@ class ModelMetadata:
     evaluation: dict[str, Any] = field(default_factory=dict)
     background_class: int | None = 0
     class_colors: list[str] | None = None
+    input_scaling: str = "standardize"
 
     @property
     def in_channels(self) -> int:
@@ -125,8 +136,11 @@ class ModelMetadata:
         Returns:
             The JSON text (keys sorted).
         """
+        fields_ = asdict(self)
+        if fields_["input_scaling"] == "standardize":
+            del fields_["input_scaling"]
         return json.dumps(
-            {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **asdict(self)},
+            {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **fields_},
             sort_keys=True,
         )
 
@@ -175,7 +189,8 @@ def check_metadata(meta: ModelMetadata, source: str = "<string>") -> None:
 
     Raises:
         ModelFileError: for no bands, band lists of different lengths, fewer
-            than two classes or a background class that is not a class id.
+            than two classes, a background class that is not a class id or an
+            unknown input scaling.
     """
     n = len(meta.bands)
     if not (len(meta.band_mean) == len(meta.band_std) == len(meta.band_names) == n) or n == 0:
@@ -189,6 +204,11 @@ def check_metadata(meta: ModelMetadata, source: str = "<string>") -> None:
         raise ModelFileError(
             f"model file {source!r} has background class {meta.background_class!r}, not "
             f"one of its {len(meta.classes)} class ids"
+        )
+    if meta.input_scaling not in INPUT_SCALINGS:
+        raise ModelFileError(
+            f"model file {source!r} has input scaling {meta.input_scaling!r}, expected one of "
+            f"{', '.join(INPUT_SCALINGS)}; upgrade geounet or re-export the model"
         )
 
 

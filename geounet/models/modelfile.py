@@ -7,8 +7,11 @@ never unpickles code: the architecture is rebuilt from the registry by name
 and the tensors are loaded into it.
 
 An ``.onnx`` graph written by ``geounet export`` loads too; it has no torch
-module and runs with onnxruntime. Both are entries of :data:`MODEL_FORMATS`
-(file suffix -> metadata reader, loader and runtime).
+module and runs with onnxruntime. Torch models of other tools load when they
+carry enough metadata (:mod:`geounet.models.foreign_meta`): an smp
+``save_pretrained`` folder, a torchgeo ``.ckpt``, a ``.pth``/``.pt`` state dict.
+All are entries of :data:`MODEL_FORMATS` (file suffix -> metadata reader, loader
+and runtime).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from typing import Any
 
 from geounet.errors import InputNotFoundError, ModelFileError, UnknownModelError
 from geounet.io.atomic import atomic_path
+from geounet.models.foreign_meta import load_foreign_module, read_foreign_metadata
+from geounet.models.foreign_torch import is_foreign_folder
 from geounet.models.metadata import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -42,7 +47,7 @@ from geounet.models.safetensors_file import (
 )
 
 __all__ = [  # ModelMetadata, default_colors and the FORMAT_* names re-exported from metadata
-    "FORMAT_NAME", "FORMAT_VERSION", "METADATA_KEY", "MODEL_FORMATS", "LoadedModel",
+    "FOLDER", "FORMAT_NAME", "FORMAT_VERSION", "METADATA_KEY", "MODEL_FORMATS", "LoadedModel",
     "ModelFormat", "ModelMetadata", "as_loaded", "default_colors", "format_of", "load_model",
     "model_spec", "read_metadata", "read_safetensors_metadata", "resolve_model_path",
     "save_model", "update_metadata",
@@ -55,11 +60,13 @@ def resolve_model_path(spec: str | os.PathLike | None) -> Path:
     """Turn a ``--model`` value into a model file path.
 
     Args:
-        spec: A path to a ``.safetensors`` (or ``.onnx``) file, the name of a
-            bundled model, or ``None`` for the default bundled model.
+        spec: A path to a model file of :data:`MODEL_FORMATS` (``.safetensors``,
+            ``.onnx``, ``.ckpt``, ``.pth``, ``.pt``), an smp ``save_pretrained``
+            folder, the name of a bundled model, or ``None`` for the default
+            bundled model.
 
     Returns:
-        The model file path.
+        The model file (or folder) path.
 
     Raises:
         InputNotFoundError: if it looks like a path (suffix or separator) but
@@ -70,14 +77,15 @@ def resolve_model_path(spec: str | os.PathLike | None) -> Path:
     if spec is None:
         spec = DEFAULT_MODEL
     path = Path(spec)
-    if path.is_file():
+    if path.is_file() or is_foreign_folder(path):
         return path
     if str(spec) in bundled:
         return bundled[str(spec)]
     if path.suffix or os.sep in str(spec):
         raise InputNotFoundError(
-            f"model file {str(spec)!r} does not exist; pass an existing .safetensors file or "
-            f"a bundled model name ({', '.join(bundled) or 'none installed'})"
+            f"model file {str(spec)!r} does not exist; pass an existing model file "
+            f"({', '.join(MODEL_FORMATS)}), an smp save_pretrained folder or a bundled model "
+            f"name ({', '.join(bundled) or 'none installed'})"
         )
     raise UnknownModelError(
         f"model {str(spec)!r} is neither a file nor a bundled model: expected one of "
@@ -118,12 +126,20 @@ class ModelFormat:
     load: Callable[[Path, ModelMetadata], Any]
 
 
+FOLDER = "/"
+"""Key of :data:`MODEL_FORMATS` for a folder (an smp ``save_pretrained`` folder)."""
+
 MODEL_FORMATS: dict[str, ModelFormat] = {
     ".safetensors": ModelFormat("safetensors", "torch", read_safetensors_metadata,
                                 load_torch_module),
     ".onnx": ModelFormat("onnx", "onnxruntime", read_onnx_metadata, no_module),
+    ".ckpt": ModelFormat("torch-checkpoint", "torch", read_foreign_metadata, load_foreign_module),
+    ".pth": ModelFormat("torch-checkpoint", "torch", read_foreign_metadata, load_foreign_module),
+    ".pt": ModelFormat("torch-checkpoint", "torch", read_foreign_metadata, load_foreign_module),
+    FOLDER: ModelFormat("smp-folder", "torch", read_foreign_metadata, load_foreign_module),
 }
-"""Model formats by lower-case file suffix; other suffixes are read as safetensors."""
+"""Model formats by lower-case file suffix (:data:`FOLDER` for an smp ``save_pretrained``
+folder); other suffixes are read as safetensors."""
 
 
 def format_of(path: str | os.PathLike) -> ModelFormat:
@@ -133,9 +149,11 @@ def format_of(path: str | os.PathLike) -> ModelFormat:
         path: A model file path.
 
     Returns:
-        Its :class:`ModelFormat` (safetensors for a suffix not in
-        :data:`MODEL_FORMATS`).
+        Its :class:`ModelFormat` (:data:`FOLDER`'s for a folder, safetensors for
+        a suffix not in :data:`MODEL_FORMATS`).
     """
+    if Path(path).is_dir():
+        return MODEL_FORMATS[FOLDER]
     return MODEL_FORMATS.get(Path(path).suffix.lower(), MODEL_FORMATS[".safetensors"])
 
 
@@ -143,17 +161,19 @@ def read_metadata(path: str | os.PathLike) -> ModelMetadata:
     """Read only the metadata of a model file (no torch needed).
 
     Args:
-        path: A ``.safetensors`` model file or an exported ``.onnx`` graph.
+        path: A model file or folder of :data:`MODEL_FORMATS`.
 
     Returns:
         Its metadata.
 
     Raises:
         InputNotFoundError: if the file does not exist.
-        ModelFileError: if the file is not a readable geounet model file.
+        ModelFileError: if the file is not a readable model file, or a foreign
+            model lacks metadata (the message lists it and the ``geounet
+            import`` command that adds it).
         MissingDependencyError: for an ``.onnx`` file without ``onnx`` installed.
     """
-    path = existing_model_file(path)
+    path = Path(path) if is_foreign_folder(Path(path)) else existing_model_file(path)
     return format_of(path).read_metadata(path)
 
 
@@ -166,7 +186,8 @@ class LoadedModel:
             when ``loader`` builds it.
         metadata: Its :class:`ModelMetadata`.
         path: The file it came from.
-        format: Name of its :class:`ModelFormat` (``"safetensors"``, ``"onnx"``).
+        format: Name of its :class:`ModelFormat` (``"safetensors"``, ``"onnx"``,
+            ``"torch-checkpoint"``, ``"smp-folder"``).
         loader: ``() -> module``, called the first time :attr:`module` is read
             (``load_model(lazy=True)``: a run on an ONNX runtime never imports torch).
 
@@ -215,8 +236,9 @@ def load_model(spec: str | os.PathLike | None = None, lazy: bool = False) -> Loa
     """Load a model file or a bundled model.
 
     Args:
-        spec: Path (``.safetensors``, or ``.onnx`` exported by ``geounet
-            export``), bundled model name, or ``None`` for the default model
+        spec: Path (``.safetensors``, ``.onnx`` exported by ``geounet export``
+            or another tool, a foreign torch model of :data:`MODEL_FORMATS`),
+            bundled model name, or ``None`` for the default model
             (``buildings-atlanta``).
         lazy: Read the metadata now and build the torch module the first time
             :attr:`LoadedModel.module` is read (errors of the weights then

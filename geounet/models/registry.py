@@ -3,7 +3,8 @@
 An architecture is a factory ``f(in_channels, classes, **arch_args) -> nn.Module``
 registered in the ``geounet.models`` entry-point group, in the style of
 segmentation-models-pytorch's ``create_model``. geounet's own ``unet`` and
-``smp_unet`` register through the same group in its ``pyproject.toml``. An entry
+``smp_unet`` and the generic ``smp`` (any segmentation-models-pytorch
+architecture) register through the same group in its ``pyproject.toml``. An entry
 point is imported only when its architecture is built.
 """
 
@@ -29,6 +30,7 @@ ENTRY_POINT_GROUP = "geounet.models"
 _BUILTIN = {
     "unet": "geounet.models.unet:build_unet",
     "smp_unet": "geounet.models.smp:build_smp_unet",
+    "smp": "geounet.models.smp:build_smp",
 }
 
 WEIGHTS_DIR = Path(__file__).with_name("weights")
@@ -54,7 +56,7 @@ def architectures() -> dict[str, Architecture]:
     """Every registered architecture, by name, without importing any of them.
 
     Returns:
-        Built-ins (``unet``, ``smp_unet``) and entry points of
+        Built-ins (``unet``, ``smp_unet``, ``smp``) and entry points of
         :data:`ENTRY_POINT_GROUP`; an entry point overrides a built-in of its name.
     """
     found = {

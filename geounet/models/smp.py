@@ -1,4 +1,8 @@
-"""segmentation-models-pytorch ``Unet`` with a ResNet encoder.
+"""segmentation-models-pytorch models: ``smp_unet`` (a ResNet U-Net) and ``smp`` (any).
+
+``smp_unet`` is smp's ``Unet`` with a ResNet encoder; ``smp`` is any smp
+architecture and encoder, built by ``smp.create_model`` (imported models:
+:mod:`geounet.models.foreign_torch`).
 
 ``encoder_weights`` defaults to ``None``: nothing is downloaded at run time.
 Pass ``encoder_weights_path`` to initialise the encoder from a local file (a
@@ -110,4 +114,79 @@ def build_smp_unet(
     if encoder_weights_path:
         load_encoder_weights(model, encoder_weights_path)
     model.pad_multiple = 32
+    return model
+
+
+def _segmentation_logits(two_logits: bool) -> Any:
+    """A forward hook that makes an smp model's output the geounet logits.
+
+    Args:
+        two_logits: The model has two softmax channels (background, foreground):
+            return their difference as the one sigmoid channel geounet runs
+            (``sigmoid(l1 - l0) == softmax(l)[1]``).
+
+    Returns:
+        ``hook(module, inputs, output) -> (b, k, h, w)`` float32 logits; the
+        mask of a ``(mask, label)`` pair (smp's ``aux_params``) is kept.
+    """
+
+    def hook(module: Any, inputs: Any, output: Any) -> Any:
+        if isinstance(output, (tuple, list)):
+            output = output[0]
+        if two_logits:
+            output = output[:, 1:2] - output[:, 0:1]
+        return output
+
+    return hook
+
+
+def build_smp(
+    in_channels: int,
+    classes: int,
+    arch: str = "unet",
+    encoder_name: str = "resnet34",
+    encoder_weights: str | None = None,
+    two_logits: bool = False,
+    **kwargs: Any,
+) -> Any:
+    """Entry-point factory for the generic ``smp`` architecture (``smp.create_model``).
+
+    Any segmentation-models-pytorch architecture and encoder: the arguments are
+    those of smp's ``config.json`` (``save_pretrained``) or of its model classes.
+
+    Args:
+        in_channels: Input bands.
+        classes: geounet output channels (1 for binary sigmoid, else one per class).
+        arch: smp architecture name, any case (``unet``, ``fpn``, ``deeplabv3plus``,
+            ``segformer``..., or smp's class name ``Unet``, ``FPN``...).
+        encoder_name: smp encoder (``resnet34``, ``efficientnet-b0``, ``mit_b0``...).
+        encoder_weights: smp's pretrained-weights name; ``None`` (default) builds
+            random weights without a download.
+        two_logits: The smp model has two softmax channels that geounet runs as
+            one sigmoid channel (``classes`` must then be 1).
+        **kwargs: Further smp model arguments (``encoder_depth``,
+            ``decoder_channels``...); keys starting with ``_`` are ignored, as smp does.
+
+    Returns:
+        The smp model; ``(b, in_channels, h, w)`` -> ``(b, classes, h, w)``
+        logits, ``h`` and ``w`` multiples of :attr:`pad_multiple`
+        (``2 ** encoder_depth``; the predictor pads).
+
+    Raises:
+        UnknownModelError: for an architecture smp does not have.
+    """
+    import segmentation_models_pytorch as smp
+
+    kwargs = {k: v for k, v in kwargs.items() if not k.startswith("_")}
+    known = smp.MODEL_ARCHITECTURES_MAPPING
+    if arch.lower() not in known:
+        raise UnknownModelError(
+            f"smp architecture {arch!r} is unknown to segmentation-models-pytorch "
+            f"{smp.__version__}: expected one of {', '.join(sorted(known))}")
+    model = smp.create_model(arch.lower(), encoder_name=encoder_name,
+                             encoder_weights=encoder_weights, in_channels=in_channels,
+                             classes=2 if two_logits else classes, **kwargs)
+    if two_logits or kwargs.get("aux_params"):
+        model.register_forward_hook(_segmentation_logits(two_logits))
+    model.pad_multiple = 2 ** int(kwargs.get("encoder_depth", 5))
     return model

@@ -1,9 +1,9 @@
 """``runtime="fastest"``: time each installed runtime once per model and machine, keep the winner.
 
-Which runtime is fastest depends on the CPU (on this project's AVX-512 machines
-torch, onnxruntime and OpenVINO ran within 0.8-1.2x of each other; on an AVX2
-machine onnxruntime ran 1.3-2.35x as fast as torch), so this measures instead
-of guessing: each candidate predicts one batch of the run's tile size (random
+Which runtime is fastest depends on the CPU, the model and the tile size (on
+this project's AVX-512 and AVX2 machines torch, onnxruntime and OpenVINO ran
+within 0.8-1.2x of each other, the winner changing with the model), so this
+measures instead of guessing: each candidate predicts one batch of the run's tile size (random
 normal input) after two warm-up batches, three times; the highest median
 throughput wins. The choice is kept in ``runtimes.json`` in the cache folder
 (:func:`geounet.onnx_cache.cache_dir`), keyed by the model file's SHA-256, the

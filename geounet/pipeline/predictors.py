@@ -234,12 +234,11 @@ def choose_runtime(loaded: LoadedModel, config: PredictConfig) -> tuple[str, str
 
     The rule, measured with ``benchmarks/runtimes.py`` (docs/performance.md):
     torch when it is installed, on a GPU (autocast) and on the CPU, where on
-    this project's AVX-512 machines torch fp32 channels_last ran the models as
-    fast as onnxruntime and OpenVINO (0.79-1.16x of it model-only, faster end to
-    end); else (the default, torch-free install) onnxruntime, or OpenVINO when
-    only that is installed. On other CPUs (the AVX2 figures of issue 11)
-    onnxruntime was 1.3-2.35x as fast as torch: pass ``--runtime onnxruntime``
-    there, or measure with the benchmark.
+    this project's AVX-512 and AVX2 machines warmed-up torch fp32
+    channels_last ran the models as fast as onnxruntime and OpenVINO (they ran
+    at 0.83-1.22x of it model only, 0.89-1.16x end to end); else (the default,
+    torch-free install) onnxruntime, or OpenVINO when only that is installed.
+    ``runtime="fastest"`` measures on the machine instead.
 
     Args:
         loaded: The loaded model.
@@ -251,8 +250,8 @@ def choose_runtime(loaded: LoadedModel, config: PredictConfig) -> tuple[str, str
     if config.runtime != "auto":
         return config.runtime, "asked for"
     if loaded.format != "onnx" and installed("torch"):
-        return "torch", ("torch is installed; on this project's CPUs it was as fast as the ONNX "
-                         "runtimes (benchmarks/runtimes.py)")
+        return "torch", ("torch is installed; on this project's AVX-512 and AVX2 CPUs it was as "
+                         "fast as the ONNX runtimes (benchmarks/runtimes.py)")
     why = "ONNX model" if installed("torch") else "torch is not installed"
     if not installed("onnxruntime") and installed("openvino"):
         return "openvino", f"{why}; onnxruntime is not installed"

@@ -28,23 +28,27 @@ from typing import Any
 
 import numpy as np
 
-from geounet.config import OutputConfig, PredictConfig, RunOptions, TilingConfig, VectorizeConfig
+from geounet.config import (
+    OutputConfig,
+    PredictConfig,
+    ResampleConfig,
+    RunOptions,
+    TilingConfig,
+    VectorizeConfig,
+)
 from geounet.errors import TilingError
 from geounet.footprints.checks import require_libraries
 from geounet.hooks import HookChain
 from geounet.io.atomic import OutputSet
 from geounet.io.read import Scene, gdal_env
+from geounet.io.regrid import ModelGrid
 from geounet.io.vector import empty_frame
 from geounet.io.writers import vector_format
 from geounet.models.modelfile import LoadedModel, as_loaded
 from geounet.pipeline.classify import Classifier
+from geounet.pipeline.resample import choose_grid
 from geounet.pipeline.sieve import StripSieve
-from geounet.pipeline.sinks import (
-    ArrayCollector,
-    PolygonSink,
-    class_raster,
-    probability_raster,
-)
+from geounet.pipeline.sinks import ArrayCollector, PolygonSink, output_rasters
 from geounet.pipeline.sources import LocalTileSource, Tile, TileSource
 from geounet.pipeline.stitch import StripStitcher
 from geounet.pipeline.strips import Fanout, Strip, StripStage
@@ -153,6 +157,11 @@ class SceneRun:
             self.scene = self._stack.enter_context(
                 Scene(self.scene_path, self.options.bands, default_bands=meta.bands,
                       n_expected=meta.in_channels))
+            self.grid: ModelGrid | None = choose_grid(self.scene, meta, self.options.resample)
+            if self.grid is not None:
+                self.scene.use_grid(self.grid)
+            # the model grid whose rasters go back to the scene's grid
+            self._back = self.grid if self.options.resample.output_grid == "scene" else None
             self.plan = self._plan()
             self._build_stages(temps)
         except BaseException:
@@ -175,11 +184,6 @@ class SceneRun:
                 f"{meta.tile_size_px} px only; leave out --tile-size or re-export it"
             )
         plan = plan_tiles(scene.width, scene.height, tile_px, overlap_px)
-        if meta.gsd_m and abs(scene.gsd_m() / meta.gsd_m - 1) > 0.25:
-            log.warning(
-                "scene GSD %.3g m differs from the model's %.3g m; results may suffer "
-                "(resample the scene to the model's GSD)", scene.gsd_m(), meta.gsd_m,
-            )
         log.info(
             "%s: %dx%d px, bands %s, %d tiles of %d px (overlap %d px), model %s",
             scene.path, scene.width, scene.height, scene.bands, len(plan), tile_px,
@@ -198,23 +202,16 @@ class SceneRun:
         context = {"crs": scene.crs, "transform": scene.transform,
                    "class_names": list(meta.classes), "threshold": self.threshold,
                    "scene": scene.path, "vectorize": opts.vectorize}
-        sinks: list[StripStage] = []
-        cog = opts.outputs.cog
-        if temps["mask_out"] is not None:
-            tmp = temps["mask_out"]
-            sinks.append(class_raster(self.outset.scratch(tmp) if cog else tmp, scene, meta,
-                                      tmp if cog else None))
-        if temps["prob_out"] is not None:
-            tmp = temps["prob_out"]
-            sinks.append(probability_raster(self.outset.scratch(tmp) if cog else tmp, scene,
-                                            meta, opts.outputs.prob_dtype, tmp if cog else None))
+        sinks: list[StripStage] = output_rasters(temps, self.outset.scratch, scene, meta,
+                                                 opts.outputs, self._back)
         keep = opts.keep_footprints
         self.polygons = PolygonSink(
             scene, meta, opts.vectorize,
             HookChain("geounet_postprocess_footprints", "footprints"), context,
             temps["output"], keep=self.paths["output"] is None if keep is None else keep)
         sinks.append(self.polygons)
-        self.arrays = (ArrayCollector(meta.out_channels, scene.height, scene.width)
+        self.arrays = (ArrayCollector(meta.out_channels, scene.height, scene.width,
+                                      (self._back, scene) if self._back else None)
                        if opts.keep_arrays else None)
         if self.arrays is not None:
             sinks.append(self.arrays)
@@ -337,6 +334,7 @@ def predict_scene(
     keep_footprints: bool | None = None,
     keep_arrays: bool = False,
     source: TileSource | None = None,
+    resample: ResampleConfig | str | None = None,
 ) -> PredictResult:
     """Segment a scene and turn the result into polygons (a :class:`SceneRun`).
 
@@ -374,6 +372,10 @@ def predict_scene(
             :class:`~geounet.pipeline.sources.LocalTileSource`; a
             :class:`geounet.distributed.DaskTileSource` spreads them over a
             Dask cluster, with the same result).
+        resample: Ground resolution (:class:`~geounet.config.ResampleConfig`,
+            or its mode ``"auto"``/``"off"``): by default a scene whose GSD
+            differs from the model's by more than 10 % is read at the model's
+            GSD, and the rasters come back on the scene's grid.
 
     Returns:
         A :class:`PredictResult`.
@@ -382,9 +384,11 @@ def predict_scene(
         GeounetError: any of its subclasses for bad input; nothing is left
             under the output names when it is raised.
     """
+    if not isinstance(resample, ResampleConfig):
+        resample = ResampleConfig() if resample is None else ResampleConfig(mode=resample)
     options = RunOptions(bands, tiling or TilingConfig(), predict or PredictConfig(),
                          vectorize or VectorizeConfig(), outputs or OutputConfig(), threshold,
-                         keep_footprints, keep_arrays)
+                         keep_footprints, keep_arrays, resample)
     with SceneRun(scene_path, output, model=model, prob_out=prob_out, mask_out=mask_out,
                   options=options, progress=progress) as run:
         run.feed(run.tiles(source or LocalTileSource()))

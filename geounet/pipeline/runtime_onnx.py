@@ -2,10 +2,13 @@
 
 Both run the same exported graph (:mod:`geounet.export`: standardised
 ``(b, c, t, t)`` float32 in, probabilities out, batch dimension dynamic, tile
-size fixed). Tiles smaller than the graph's tile are padded at the bottom and
-right as the torch predictor pads them (reflect, or edge where the pad is
-larger than the tile) and the output is cropped back, so every runtime sees
-the same pixels.
+size fixed), and graphs made for Deepness or GeoDeep
+(:mod:`geounet.models.foreign_onnx`: a ``(b, h, w)`` output, or two channels
+for a binary model, are shaped as geounet's; a graph with a dynamic tile size
+is fed tiles of the model's tile size). Tiles smaller than the graph's tile
+are padded at the bottom and right as the torch predictor pads them
+(reflect, or edge where the pad is larger than the tile) and the output is
+cropped back, so every runtime sees the same pixels.
 
 OpenVINO lowers precision on its own on CPUs with bf16 units (its CPU plugin's
 ``INFERENCE_PRECISION_HINT`` defaults to bf16 there: max |dp| 0.13 on the
@@ -20,9 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from geounet.errors import DeviceError, InvalidOptionError
+from geounet.errors import DeviceError, GeounetError, InvalidOptionError
+from geounet.models.foreign_onnx import fit_output
 from geounet.models.metadata import import_optional
-from geounet.models.onnx_metadata import onnx_tile_size
+from geounet.models.onnx_metadata import onnx_tile_size, read_onnx_metadata
 
 
 def pad_to(batch: np.ndarray, size: int) -> np.ndarray:
@@ -54,14 +58,35 @@ def pad_to(batch: np.ndarray, size: int) -> np.ndarray:
     return np.pad(batch, widths, mode="edge").astype(np.float32)
 
 
+def graph_geometry(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """The tile size a graph is fed and the output channels its model's metadata expects.
+
+    Args:
+        path: The ``.onnx`` file.
+
+    Returns:
+        ``(tile_px, channels)``: the graph's fixed input size (else the
+        metadata's tile size), and the metadata's output channels (0 when the
+        graph has no metadata geounet reads, e.g. a bare test graph).
+    """
+    tile = onnx_tile_size(path)
+    try:
+        meta = read_onnx_metadata(path)
+    except GeounetError:
+        return tile, 0
+    return tile or meta.tile_size_px, meta.out_channels
+
+
 class GraphPredictor:
     """Pads tiles to the graph's size, runs the graph, crops the probabilities.
 
-    Subclasses set :attr:`tile` and implement :meth:`run`.
+    Subclasses set :attr:`tile` and :attr:`channels` (:func:`graph_geometry`)
+    and implement :meth:`run`.
     """
 
     runtime = "graph"
     tile: int
+    channels: int = 0
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Run the graph on ``(b, c, tile, tile)`` float32 input; ``(b, k, tile, tile)`` out."""
@@ -78,7 +103,7 @@ class GraphPredictor:
             ``(b, k, h, w)`` float32 probabilities.
         """
         _, _, h, w = batch.shape
-        out = self.run(pad_to(batch, self.tile))
+        out = fit_output(self.run(pad_to(batch, self.tile)), self.channels)
         return np.ascontiguousarray(out[:, :, :h, :w], np.float32)
 
 
@@ -103,7 +128,7 @@ class OnnxPredictor(GraphPredictor):
             providers.insert(0, "CUDAExecutionProvider")
         self.session = ort.InferenceSession(str(path), providers=providers)
         self.input = self.session.get_inputs()[0].name
-        self.tile = onnx_tile_size(path)
+        self.tile, self.channels = graph_geometry(path)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Run the session on ``(b, c, tile, tile)`` float32 input."""
@@ -136,7 +161,7 @@ class OpenVinoPredictor(GraphPredictor):
         hint = "bf16" if precision == "bf16" else "f32"
         self.compiled = ov.Core().compile_model(str(path), "CPU",
                                                 {"INFERENCE_PRECISION_HINT": hint})
-        self.tile = onnx_tile_size(path)
+        self.tile, self.channels = graph_geometry(path)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Run the compiled model on ``(b, c, tile, tile)`` float32 input."""

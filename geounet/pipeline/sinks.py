@@ -7,6 +7,10 @@
   statistics, and the vector writer chosen by extension.
 * :class:`ArrayCollector`: the whole scene's probabilities and classes in
   memory (``keep_arrays``; small scenes only).
+* :class:`BackToScene`: a raster written on the model-GSD grid of a resampled
+  run (:mod:`geounet.io.regrid`), warped back onto the scene's own grid.
+
+:func:`output_rasters` makes a run's raster sinks.
 """
 
 from __future__ import annotations
@@ -14,18 +18,23 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rasterio.windows import Window
 
-from geounet.config import VectorizeConfig
+from geounet.config import OutputConfig, VectorizeConfig
 from geounet.constants import CLASS_NODATA
 from geounet.hooks import HookChain
 from geounet.io.rasters import RowWriter, geotiff_profile, to_cog
 from geounet.io.read import Scene
+from geounet.io.regrid import Grid, ModelGrid, strips_on_grid
 from geounet.io.writers import open_sink
 from geounet.models.metadata import ModelMetadata
+from geounet.pipeline.resample import arrays_to_scene
 from geounet.pipeline.strips import Strip
 from geounet.pipeline.vectorize import StreamingVectorizer
 
@@ -70,7 +79,7 @@ class RasterSink:
         self.writer.close(overviews=False)
 
 
-def class_raster(path: Path, scene: Scene, meta: ModelMetadata,
+def class_raster(path: Path, scene: Scene | Grid, meta: ModelMetadata,
                  cog_to: Path | None = None) -> RasterSink:
     """A :class:`RasterSink` for the class raster.
 
@@ -79,7 +88,7 @@ def class_raster(path: Path, scene: Scene, meta: ModelMetadata,
 
     Args:
         path: File to write.
-        scene: The open scene (size, CRS, transform).
+        scene: The open scene, or a grid (size, CRS, transform).
         meta: The model's metadata (class names, colours, name).
         cog_to: See :class:`RasterSink`.
 
@@ -97,7 +106,7 @@ def class_raster(path: Path, scene: Scene, meta: ModelMetadata,
     return RasterSink(writer, lambda s: (s.classes[None], None), "nearest", path, cog_to)
 
 
-def probability_raster(path: Path, scene: Scene, meta: ModelMetadata, dtype: str,
+def probability_raster(path: Path, scene: Scene | Grid, meta: ModelMetadata, dtype: str,
                        cog_to: Path | None = None) -> RasterSink:
     """A :class:`RasterSink` for the probability raster.
 
@@ -106,7 +115,7 @@ def probability_raster(path: Path, scene: Scene, meta: ModelMetadata, dtype: str
 
     Args:
         path: File to write.
-        scene: The open scene.
+        scene: The open scene, or a grid (size, CRS, transform).
         meta: The model's metadata (channels, class names).
         dtype: ``"uint8"`` or ``"float32"``.
         cog_to: See :class:`RasterSink`.
@@ -134,6 +143,101 @@ def probability_raster(path: Path, scene: Scene, meta: ModelMetadata, dtype: str
         return p, strip.valid
 
     return RasterSink(writer, encode, "average", path, cog_to)
+
+
+class BackToScene:
+    """A strip stage: a raster of a resampled run, brought back to the scene's own grid.
+
+    Strips (on the model-GSD grid) go to ``inner``, a :class:`RasterSink` on a
+    scratch file. :meth:`finish` closes it and warps it onto the scene's grid
+    strip by strip (:func:`geounet.io.regrid.strips_on_grid`) into the sink
+    ``make_final()`` returns, which builds its overviews or COG as usual.
+    Pixels that are nodata in the scene are nodata in the result, as in a run
+    without resampling. Memory holds one strip of the scene's width.
+
+    Args:
+        inner: The model-grid sink (classes uint8, probabilities float32 NaN).
+        make_final: Makes the scene-grid sink of the output (on the output's
+            temporary path).
+        scene: The run's scene (its own grid and validity).
+        kind: ``"classes"`` or ``"probabilities"``.
+        resampling: See :meth:`geounet.io.regrid.ModelGrid.back_resampling`.
+    """
+
+    def __init__(self, inner: RasterSink, make_final: Callable[[], RasterSink], scene: Scene,
+                 kind: str, resampling: str) -> None:
+        self.inner = inner
+        self.make_final = make_final
+        self.scene = scene
+        self.kind = kind
+        self.resampling = resampling
+        self.final: RasterSink | None = None
+
+    def add(self, strip: Strip) -> None:
+        """Write the strip on the model grid."""
+        self.inner.add(strip)
+
+    def finish(self) -> None:
+        """Close the model-grid file, warp it onto the scene's grid, finish that file."""
+        self.inner.writer.close(overviews=False)
+        self.final = self.make_final()
+        grid = self.scene.native_grid()
+        for row_off, data, valid in strips_on_grid(self.inner.path, grid, self.resampling):
+            valid &= self.scene.native_valid(Window(0, row_off, grid.width, valid.shape[0]))
+            if self.kind == "classes":
+                classes = np.where(valid, data[0], CLASS_NODATA).astype(np.uint8)
+                strip = Strip(row_off, np.zeros((0, *valid.shape), np.float32), valid, classes)
+            else:
+                strip = Strip(row_off, data.astype(np.float32, copy=False), valid)
+            self.final.add(strip)
+        self.final.finish()
+
+    def abort(self) -> None:
+        """Close both files (they are discarded by the caller)."""
+        self.inner.abort()
+        if self.final is not None:
+            self.final.abort()
+
+
+def output_rasters(temps: dict[str, Path | None], scratch: Callable[[Path], Path],
+                   scene: Scene, meta: ModelMetadata, outputs: OutputConfig,
+                   back: ModelGrid | None = None) -> list[Any]:
+    """The class and probability raster sinks of a run.
+
+    Args:
+        temps: Temporary paths by output (``mask_out``, ``prob_out``; ``None``
+            for none).
+        scratch: ``scratch(near) -> path`` of a scratch file removed at commit
+            (:meth:`geounet.io.atomic.OutputSet.scratch`).
+        scene: The run's scene.
+        meta: The model's metadata.
+        outputs: Probability dtype and COG.
+        back: The model grid of a resampled run whose rasters go back to the
+            scene's grid (:class:`BackToScene`); ``None`` writes them on the
+            grid the run predicts on.
+
+    Returns:
+        The sinks, class raster first.
+    """
+    def make(kind: str, tmp: Path, grid: Scene | Grid) -> RasterSink:
+        path, cog_to = (scratch(tmp), tmp) if outputs.cog else (tmp, None)
+        if kind == "classes":
+            return class_raster(path, grid, meta, cog_to)
+        return probability_raster(path, grid, meta, outputs.prob_dtype, cog_to)
+
+    sinks: list[Any] = []
+    for kind, key in (("classes", "mask_out"), ("probabilities", "prob_out")):
+        tmp = temps[key]
+        if tmp is None:
+            continue
+        if back is None:
+            sinks.append(make(kind, tmp, scene))
+            continue
+        inner = (class_raster(scratch(tmp), scene, meta) if kind == "classes"
+                 else probability_raster(scratch(tmp), scene, meta, "float32"))
+        sinks.append(BackToScene(inner, partial(make, kind, tmp, scene.native_grid()), scene,
+                                 kind, back.back_resampling(kind)))
+    return sinks
 
 
 class PolygonSink:
@@ -207,17 +311,22 @@ class ArrayCollector:
 
     Args:
         channels: Output channels ``k``.
-        height: Scene rows.
-        width: Scene columns.
+        height: Rows of the grid the run predicts on.
+        width: Its columns.
+        back: ``(model_grid, scene)`` of a resampled run whose arrays go back
+            to the scene's own grid at :meth:`finish`
+            (:func:`geounet.pipeline.resample.arrays_to_scene`), or ``None``.
 
     Attributes:
         probs: ``(k, height, width)`` float32 (NaN = nodata).
         classes: ``(height, width)`` uint8 (255 = nodata).
     """
 
-    def __init__(self, channels: int, height: int, width: int) -> None:
+    def __init__(self, channels: int, height: int, width: int,
+                 back: tuple[ModelGrid, Scene] | None = None) -> None:
         self.probs = np.zeros((channels, height, width), np.float32)
         self.classes = np.full((height, width), CLASS_NODATA, np.uint8)
+        self.back = back
 
     def add(self, strip: Strip) -> None:
         """Copy the strip in."""
@@ -227,7 +336,9 @@ class ArrayCollector:
         self.classes[rows] = strip.classes
 
     def finish(self) -> None:
-        """Nothing to finish."""
+        """Bring the arrays back to the scene's grid (resampled runs only)."""
+        if self.back is not None:
+            self.probs, self.classes = arrays_to_scene(self.probs, self.classes, *self.back)
 
     def abort(self) -> None:
         """Nothing to release."""

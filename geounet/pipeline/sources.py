@@ -18,7 +18,8 @@ from rasterio.windows import Window
 
 from geounet._threads import background
 from geounet.config import PredictConfig
-from geounet.io.read import BandScaler, Scene, iter_tile_batches
+from geounet.io.read import Scene, iter_tile_batches
+from geounet.models.foreign_onnx import input_scaler
 from geounet.models.modelfile import LoadedModel
 from geounet.pipeline.predictors import make_predictor
 from geounet.pipeline.tiling import TilePlan
@@ -101,13 +102,14 @@ class LocalTileSource:
         """
         meta = model.metadata
         predictor = make_predictor(model, config, plan.tile_size_px)
-        scaler = BandScaler(meta.band_mean, meta.band_std)
+        scaler = input_scaler(meta, scene.dataset.dtypes[scene.bands[0] - 1])
         windows = plan.windows
         total = len(windows)
         progress(0, total, "predict")
 
         def batches() -> Iterator[Any]:
-            return iter_tile_batches(scene.path, scene.bands, windows, scaler, config.batch_size)
+            return iter_tile_batches(scene.path, scene.bands, windows, scaler, config.batch_size,
+                                     scene.grid)
 
         source = background(batches, config.prefetch) if config.prefetch else batches()
         reported = 0

@@ -103,6 +103,7 @@ class GeounetSegmentAlgorithm(QgsProcessingAlgorithm):
     TTA = "TTA"
     DEVICE = "DEVICE"
     RUNTIME = "RUNTIME"
+    RESAMPLE = "RESAMPLE"
     PYTHON = "PYTHON"
     OUTPUT = "OUTPUT"
     PROBABILITY = "PROBABILITY"
@@ -113,6 +114,8 @@ class GeounetSegmentAlgorithm(QgsProcessingAlgorithm):
     TTA_MODES = ("none", "flips", "d4")
     #: Values of the RUNTIME enum, as ``geounet predict --runtime`` takes them.
     RUNTIMES = ("auto", "torch", "onnxruntime", "openvino", "fastest")
+    #: Values of the RESAMPLE enum, as ``geounet predict --resample`` takes them.
+    RESAMPLE_MODES = ("auto", "off")
 
     def tr(self, string):
         """Return a translatable string.
@@ -231,6 +234,10 @@ class GeounetSegmentAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterEnum(
             self.RUNTIME, self.tr("Runtime (auto: torch if installed, else onnxruntime)"),
             options=list(self.RUNTIMES), defaultValue=0))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.RESAMPLE, self.tr("Ground resolution (auto: read the raster at the model's "
+                                   "GSD when they differ by more than 10 %)"),
+            options=list(self.RESAMPLE_MODES), defaultValue=0))
         python = QgsProcessingParameterFile(
             self.PYTHON,
             self.tr("Python interpreter with geounet (empty: $GEOUNET_PYTHON, else geounet "
@@ -412,6 +419,9 @@ class GeounetSegmentAlgorithm(QgsProcessingAlgorithm):
         args += ["--device", device]
         args += ["--runtime", self.RUNTIMES[self.parameterAsEnum(parameters, self.RUNTIME,
                                                                   context)]]
+        resample = self.RESAMPLE_MODES[self.parameterAsEnum(parameters, self.RESAMPLE, context)]
+        if resample != "auto":
+            args += ["--resample", resample]
         return args
 
     def _convert(self, source_path, destination, context, feedback):

@@ -133,7 +133,7 @@ def test_cli_says_which_runtime_and_why(tmp_path, model_file):
                           "--model", str(model_file), "--device", "cpu", "-v"],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert "runtime torch (torch is installed; on this project's CPUs" in out.stderr
+    assert "runtime torch (torch is installed; on this project's AVX-512 and AVX2 CPUs" in out.stderr
 
 
 def test_fastest_measures_once_then_uses_the_cached_choice(tmp_path, monkeypatch):
