@@ -22,10 +22,14 @@ held-out part is polygons, whose pixels the model saw unlabelled in training):
    geounet's predictor of each setting (``make_predictor``; onnxruntime and
    OpenVINO, OpenVINO also with ``precision="bf16"``, its
    ``INFERENCE_PRECISION_HINT``), median of ``--reps`` batches after
-   ``--warmup`` untimed rounds, settings taking turns, in Mpx/s of model
-   input; for OpenVINO also the hint it compiled with and the precisions its
-   Convolution layers run in (``runtimePrecision`` of the runtime model), which
-   says whether int8 or bf16 kernels run at all;
+   ``--warmup`` untimed rounds, settings taking turns, each timed batch right
+   after an untimed one of the same setting (onnxruntime's idle threads spin
+   for a while after a run: measured, an OpenVINO batch right after an
+   onnxruntime one ran at 0.65 Mpx/s, after a 0.2 s pause at 1.06, after its
+   own batch at 1.17), in Mpx/s of model input; for OpenVINO also the hint it
+   compiled with and the precisions its Convolution layers run in
+   (``runtimePrecision`` of the runtime model), which says whether int8 or
+   bf16 kernels run at all;
 3. on the whole scene (``geounet.predict``): max |dp| and the share of valid
    pixels whose class equals onnxruntime fp32's, and the held-out figures as
    ``geounet evaluate`` computes them (``--region east:0.333`` on the
@@ -190,6 +194,7 @@ def model_only(name: str, spec: dict, graphs: dict, a) -> list[dict]:
             r["fn"](x)
     for _ in range(a.reps):
         for r in rows:
+            r["fn"](x)  # untimed: lets the previous setting's onnxruntime threads stop spinning
             t0 = time.perf_counter()
             r["fn"](x)
             r["times"].append(time.perf_counter() - t0)
