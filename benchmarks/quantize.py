@@ -44,13 +44,16 @@ import argparse
 import json
 import logging
 import os
-import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import runtimes  # benchmarks/ is not a package: its CPU and load helpers
 
 DATA = Path(__file__).resolve().parents[1] / "examples" / "data"
 MODELS = {
@@ -76,20 +79,7 @@ FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni")
 
 def cpu_line() -> str:
     """The CPU model and its avx2/avx512f/avx512_bf16/amx/vnni flags (``/proc/cpuinfo``)."""
-    model, flags = "", set[str]()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and not model:
-                model = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = set(value.split())
-    except OSError:
-        pass
-    shown = [f"{f} {'yes' if f in flags else 'no'}" for f in FLAGS]
-    amx = sorted(f for f in flags if f.startswith("amx"))
-    shown.append(f"amx {'/'.join(amx) if amx else 'no'}")
-    return f"{model or platform.machine()}, {os.cpu_count()} CPU: {', '.join(shown)}"
+    return runtimes.cpu_line(FLAGS)
 
 
 def versions_line() -> str:
@@ -101,16 +91,6 @@ def versions_line() -> str:
         except ImportError:
             parts.append(f"{name} not installed")
     return ", ".join(parts)
-
-
-def machine_busy_s() -> float:
-    """CPU seconds all processes have used since boot (``/proc/stat``; 0 where absent)."""
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    except OSError:
-        return 0.0
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def own_cpu_s() -> float:
@@ -284,7 +264,7 @@ def main() -> None:
     print(versions_line())
     print(f"model only: batch {a.batch}, median of {a.reps} after {a.warmup} warm-up rounds; "
           f"calibration: {a.tiles} tiles")
-    busy0, own0, t0 = machine_busy_s(), own_cpu_s(), time.perf_counter()
+    busy0, own0, t0 = runtimes.machine_busy_s(), own_cpu_s(), time.perf_counter()
     out = []
     for name in a.models.split(","):
         spec = MODELS[name]
@@ -294,7 +274,7 @@ def main() -> None:
         print_rows(rows, seconds)
         out += [dict(r, make_s=seconds[r["graph"]]) for r in rows]
     wall = time.perf_counter() - t0
-    other = machine_busy_s() - busy0 - (own_cpu_s() - own0)
+    other = runtimes.machine_busy_s() - busy0 - (own_cpu_s() - own0)
     print(f"\nCPU time of other processes during the run: {other:.1f} s in {wall:.0f} s x "
           f"{os.cpu_count()} CPU ({100 * other / (wall * (os.cpu_count() or 1)):.0f} %)")
     if a.json:

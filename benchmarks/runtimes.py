@@ -83,8 +83,11 @@ E2E_RUNTIMES = ("torch", "onnxruntime", "openvino", "auto")
 # ---------------------------------------------------------------- machine
 
 
-def cpu_line() -> str:
+def cpu_line(names: tuple[str, ...] = ("avx2", "avx512f", "avx512_bf16")) -> str:
     """The CPU model and the flags that matter here, from ``/proc/cpuinfo``.
+
+    Args:
+        names: The flags shown yes/no (any ``amx_*`` flags are always shown).
 
     Returns:
         One line, e.g. ``AMD EPYC, 2 CPU: avx2 yes, avx512f yes, ...``.
@@ -99,7 +102,7 @@ def cpu_line() -> str:
                 flags = set(value.split())
     except OSError:
         pass
-    shown = [f"{f} {'yes' if f in flags else 'no'}" for f in ("avx2", "avx512f", "avx512_bf16")]
+    shown = [f"{f} {'yes' if f in flags else 'no'}" for f in names]
     amx = sorted(f for f in flags if f.startswith("amx"))
     shown.append(f"amx {'/'.join(amx) if amx else 'no'}")
     return f"{model or platform.machine()}, {os.cpu_count()} CPU: {', '.join(shown)}"

@@ -18,6 +18,7 @@ import shapely
 
 from geounet.errors import InvalidOptionError, MissingCRSError, MissingDependencyError
 from geounet.geometry import areas_m2, polygonal
+from geounet.models.metadata import installed
 
 POLYGON_TYPE_IDS = (3, 6)
 """shapely type ids of Polygon (3) and MultiPolygon (6)."""
@@ -36,10 +37,8 @@ def require_libraries(*steps: str) -> None:
     Raises:
         MissingDependencyError: naming the step, the missing package and the extra.
     """
-    from importlib.util import find_spec
-
     for step in steps:
-        missing = [m for m in LIBRARIES[step] if find_spec(m) is None]
+        missing = [m for m in LIBRARIES[step] if not installed(m)]
         if missing:
             names = ", ".join("scikit-image" if m == "skimage" else m for m in missing)
             verb = "is" if len(missing) == 1 else "are"

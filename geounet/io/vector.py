@@ -170,7 +170,30 @@ def _format_of(path: str, fmt: str | None) -> str:
     return fmt or VECTOR_DRIVERS[ext]
 
 
-class AppendVectorSink:
+class _VectorFile:
+    """What both sinks keep of their file: path, format, CRSs, geometry type, count.
+
+    Args:
+        path: File to write (a temporary path; the caller renames it).
+        crs: CRS of the batches (GeoJSON is reprojected to EPSG:4326).
+        fmt: Format name (:data:`VECTOR_DRIVERS` value); default from ``path``.
+        geometry_type: ``"Polygon"``, or ``"Unknown"`` when MultiPolygons may occur.
+
+    Raises:
+        UnsupportedFormatError: for an unknown extension.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], crs: Any, fmt: str | None,
+                 geometry_type: str) -> None:
+        self.path = str(path)
+        self.fmt = _format_of(self.path, fmt)
+        self.crs = CRS.from_user_input(crs)
+        self.out_crs = CRS.from_epsg(4326) if self.fmt == "GeoJSON" else self.crs
+        self.geometry_type = geometry_type
+        self.count = 0
+
+
+class AppendVectorSink(_VectorFile):
     """Streams batches of polygons into an OGR file without pyarrow: one append per batch.
 
     Each batch goes through ``pyogrio.write_dataframe`` (the first creates the
@@ -191,12 +214,7 @@ class AppendVectorSink:
 
     def __init__(self, path: str | os.PathLike[str], crs: Any, fmt: str | None = None,
                  geometry_type: str = "Polygon") -> None:
-        self.path = str(path)
-        self.fmt = _format_of(self.path, fmt)
-        self.crs = CRS.from_user_input(crs)
-        self.out_crs = CRS.from_epsg(4326) if self.fmt == "GeoJSON" else self.crs
-        self.geometry_type = geometry_type
-        self.count = 0
+        super().__init__(path, crs, fmt, geometry_type)
         self._columns: list[str] | None = None
 
     def _append(self, gdf: Any) -> None:
@@ -227,7 +245,7 @@ class AppendVectorSink:
         """Stop writing after an error elsewhere (nothing is buffered)."""
 
 
-class VectorSink:
+class VectorSink(_VectorFile):
     """Streams batches of polygons into one vector file as they are finished.
 
     OGR formats (GeoJSON, GeoPackage, FlatGeobuf) are written by
@@ -253,12 +271,7 @@ class VectorSink:
 
         import pyarrow as pa
 
-        self.path = str(path)
-        self.fmt = _format_of(self.path, fmt)
-        self.crs = CRS.from_user_input(crs)
-        self.out_crs = CRS.from_epsg(4326) if self.fmt == "GeoJSON" else self.crs
-        self.geometry_type = geometry_type
-        self.count = 0
+        super().__init__(path, crs, fmt, geometry_type)
         self._pa = pa
         self.schema: Any = None
         self._error: BaseException | None = None
