@@ -4,7 +4,9 @@
 ``.safetensors`` model's companion graph or cached export, as the ONNX runtimes
 of ``geounet predict`` find it: :func:`geounet.onnx_cache.onnx_graph`), reads
 calibration tiles from a scene exactly as ``geounet predict`` reads and scales
-them (:class:`~geounet.io.read.Scene`, :class:`~geounet.io.read.BandScaler`,
+them (:class:`~geounet.io.read.Scene`, on the model-GSD grid
+:func:`~geounet.pipeline.resample.choose_grid` picks, scaled by
+:func:`~geounet.models.foreign_onnx.input_scaler`, padded by
 :func:`~geounet.pipeline.runtime_onnx.pad_to`), and runs onnxruntime's
 ``quantize_static``: QDQ format (QuantizeLinear/DequantizeLinear pairs, which
 onnxruntime and OpenVINO both run as int8 kernels), MinMax calibration, uint8
@@ -13,13 +15,13 @@ channel by default. The Conv nodes that read the graph input stay fp32:
 quantising the standardised bands to 8 bits cost most of the error
 (``benchmarks/quantize.py``; docs/performance.md, "Reduced precision").
 
-The result is written atomically and keeps the source graph's metadata
-(Deepness keys and geounet's :class:`~geounet.models.metadata.ModelMetadata`),
-except that the fp32 ``evaluation`` figures move into
-:data:`QUANTIZATION_KEY`, which says how the graph was quantised and calibrated,
-and the graph does not record the ``.safetensors`` file it came from
-(``geounet_source_sha256``), so it is never taken for
-that file's fp32 companion. Nothing runs int8 unless it is passed as
+The result is written atomically and keeps every ``metadata_props`` entry of
+the source graph (the Deepness/GeoDeep keys, geounet's
+:class:`~geounet.models.metadata.ModelMetadata`), except that the fp32
+``evaluation`` figures move into :data:`QUANTIZATION_KEY`, which says how the
+graph was quantised and calibrated, and the graph does not record the
+``.safetensors`` file it came from (``geounet_source_sha256``), so it is never
+taken for that file's fp32 companion. Nothing runs int8 unless it is passed as
 ``--model OUT.onnx``.
 """
 
@@ -37,19 +39,22 @@ import numpy as np
 from rasterio.windows import Window
 
 from geounet import __version__
+from geounet.config import ResampleConfig
 from geounet.errors import EmptySceneError, InvalidOptionError, ModelFileError, TilingError
 from geounet.io.atomic import atomic_path
 from geounet.io.checksum import file_sha256
-from geounet.io.read import BandScaler, Scene, gdal_env
-from geounet.models.metadata import ModelMetadata, import_optional
+from geounet.io.read import Scene, gdal_env
+from geounet.models.foreign_onnx import fit_output, input_scaler
+from geounet.models.metadata import METADATA_KEY, ModelMetadata, import_optional
 from geounet.models.modelfile import LoadedModel, as_loaded
 from geounet.models.onnx_metadata import (
-    deepness_metadata,
+    SOURCE_KEY,
     onnx_props,
     onnx_source_sha256,
     read_onnx_metadata,
 )
 from geounet.onnx_cache import onnx_graph
+from geounet.pipeline.resample import choose_grid
 from geounet.pipeline.runtime_onnx import pad_to
 from geounet.regions import parse_region
 
@@ -75,9 +80,12 @@ class QuantizeOptions:
             one per tensor).
         fp32_input_convs: Keep the Conv nodes that read the graph input in
             fp32.
+        resample: ``"auto"`` or ``"off"``, as ``geounet predict --resample``:
+            calibration tiles are read on the grid the run will read (the
+            model's GSD when the scene's differs by more than 10 %).
 
     Raises:
-        InvalidOptionError: for fewer than one tile.
+        InvalidOptionError: for fewer than one tile or an unknown resample mode.
     """
 
     n_tiles: int = 16
@@ -85,12 +93,14 @@ class QuantizeOptions:
     region: str | None = None
     per_channel: bool = True
     fp32_input_convs: bool = True
+    resample: str = "auto"
 
     def __post_init__(self) -> None:
         if int(self.n_tiles) < 1:
             raise InvalidOptionError(
                 f"--tiles {self.n_tiles}: expected at least 1 calibration tile; pass e.g. "
                 "--tiles 16")
+        ResampleConfig(mode=self.resample)
 
 
 def _draw_windows(scene: Scene, tile_px: int, options: QuantizeOptions) -> list[Window]:
@@ -113,9 +123,14 @@ def calibration_tiles(scene_path: str | os.PathLike, meta: ModelMetadata, tile_p
                       options: QuantizeOptions | None = None) -> np.ndarray:
     """Calibration tiles of a scene, read and scaled as ``geounet predict`` reads them.
 
-    Tile positions are drawn at random (seeded) inside the scene or
-    ``options.region``; tiles whose every pixel is nodata are skipped and
-    others drawn instead (up to three draws per tile asked for).
+    The scene is read on the grid a run reads it on (its own, or the model's
+    GSD: :func:`~geounet.pipeline.resample.choose_grid` with
+    ``options.resample``) and scaled by the run's scaler
+    (:func:`~geounet.models.foreign_onnx.input_scaler`: the model's band
+    statistics, or GeoDeep's rule). Tile positions are drawn at random
+    (seeded) inside that grid or ``options.region`` of it; tiles whose every
+    pixel is nodata are skipped and others drawn instead (up to three draws per
+    tile asked for).
 
     Args:
         scene_path: The calibration scene (any raster rasterio opens, with a CRS).
@@ -137,10 +152,13 @@ def calibration_tiles(scene_path: str | os.PathLike, meta: ModelMetadata, tile_p
         EmptySceneError: if every drawn tile is nodata.
     """
     options = options or QuantizeOptions()
-    scaler = BandScaler(meta.band_mean, meta.band_std)
     tiles: list[np.ndarray] = []
     with gdal_env(), Scene(scene_path, bands, default_bands=meta.bands,
                            n_expected=meta.in_channels) as scene:
+        grid = choose_grid(scene, meta, ResampleConfig(mode=options.resample))
+        if grid is not None:
+            scene.use_grid(grid)
+        scaler = input_scaler(meta, scene.dataset.dtypes[scene.bands[0] - 1])
         for window in _draw_windows(scene, tile_px, options):
             data, valid = scene.read(window)
             if valid.any():
@@ -190,14 +208,16 @@ def _input_convs(proto: Any) -> list[str]:
     return [n.name for n in proto.graph.node if n.op_type == "Conv" and set(n.input) & inputs]
 
 
-def _check(graph: Path, quantized: Path, tiles: np.ndarray, binary: bool) -> dict[str, float]:
+def _check(graph: Path, quantized: Path, tiles: np.ndarray,
+           meta: ModelMetadata) -> dict[str, float]:
     """Largest |dp| and class agreement of the int8 graph against fp32 on the tiles."""
     ort = import_optional("onnxruntime")
     sessions = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
                 for p in (graph, quantized)]
     name = sessions[0].get_inputs()[0].name
-    p32, p8 = (np.asarray(s.run(None, {name: tiles})[0]) for s in sessions)
-    if binary:
+    p32, p8 = (fit_output(np.asarray(s.run(None, {name: tiles})[0]), meta.out_channels)
+               for s in sessions)
+    if meta.binary:
         agree = np.mean((p32 > 0.5) == (p8 > 0.5))
     else:
         agree = np.mean(p32.argmax(1) == p8.argmax(1))
@@ -223,12 +243,15 @@ def _quantize_file(graph: Path, tiles: np.ndarray, out: Path,
     return keep
 
 
-def _write_props(path: Path, meta: ModelMetadata, tile_px: int, info: dict[str, Any]) -> None:
-    """Set the int8 graph's ``metadata_props``: the Deepness keys, geounet's, the quantisation."""
+def _write_props(path: Path, source: dict[str, str], meta: ModelMetadata,
+                 info: dict[str, Any]) -> None:
+    """The int8 graph's ``metadata_props``: the source graph's, moved and added as described."""
     onnx = import_optional("onnx")
     proto = onnx.load(str(path))
     del proto.metadata_props[:]
-    props = deepness_metadata(meta, tile_px)
+    props = {k: v for k, v in source.items() if k != SOURCE_KEY}
+    if METADATA_KEY in props:  # a graph read from Deepness keys keeps only those
+        props[METADATA_KEY] = replace(meta, evaluation={}).to_json()
     props[QUANTIZATION_KEY] = json.dumps(info)
     for k, v in props.items():
         entry = proto.metadata_props.add()
@@ -253,6 +276,26 @@ def _source_graph(loaded: LoadedModel, tile_size_px: int | None) -> tuple[Path, 
     return onnx_graph(loaded, tile), tile
 
 
+def _info(graph: Path, calibration: str | os.PathLike, meta: ModelMetadata, tiles: np.ndarray,
+          tile: int, bands: list[int] | None, options: QuantizeOptions) -> dict[str, Any]:
+    """The :data:`QUANTIZATION_KEY` record (``fp32_nodes`` and ``check`` are added after)."""
+    ort = import_optional("onnxruntime")
+    scene = Path(calibration)
+    return {
+        "dtype": "int8", "format": "QDQ", "activations": "uint8",
+        "weights": "int8 per channel" if options.per_channel else "int8 per tensor",
+        "calibration": {"method": "MinMax", "scene": scene.name,
+                        "scene_sha256": file_sha256(scene) if scene.is_file() else None,
+                        "tiles": len(tiles), "tile_px": tile, "seed": options.seed,
+                        "region": options.region, "resample": options.resample,
+                        "bands": bands or meta.bands},
+        "source_graph_sha256": file_sha256(graph),
+        "source_model_sha256": onnx_source_sha256(graph),
+        "fp32_evaluation": meta.evaluation,
+        "onnxruntime": ort.__version__, "geounet": __version__,
+    }
+
+
 def quantize_model(model: LoadedModel | str | os.PathLike | None,
                    calibration: str | os.PathLike, output: str | os.PathLike,
                    tile_size_px: int | None = None, bands: list[int] | None = None,
@@ -270,7 +313,7 @@ def quantize_model(model: LoadedModel | str | os.PathLike | None,
             has another (needs torch), an ``.onnx`` model takes its own only.
         bands: 1-based calibration scene bands in model input order.
         options: Tile count, seed, region, per-channel weights, fp32 input
-            convs (:class:`QuantizeOptions`).
+            convs, resampling (:class:`QuantizeOptions`).
         overwrite: Replace an existing ``output``.
 
     Returns:
@@ -288,31 +331,18 @@ def quantize_model(model: LoadedModel | str | os.PathLike | None,
     """
     options = options or QuantizeOptions()
     import_optional("onnx")
-    ort = import_optional("onnxruntime")
+    import_optional("onnxruntime")
     loaded = as_loaded(model)
     with atomic_path(output, overwrite=overwrite) as tmp:
         graph, tile = _source_graph(loaded, tile_size_px)
         meta = read_onnx_metadata(graph)
-        graph_px = onnx_props(graph)[1] or tile
-        tiles = calibration_tiles(calibration, meta, tile, graph_px, bands, options)
+        props, graph_px = onnx_props(graph)
+        tiles = calibration_tiles(calibration, meta, tile, graph_px or tile, bands, options)
         keep = _quantize_file(graph, tiles, tmp, options)
-        info = {
-            "dtype": "int8", "format": "QDQ", "activations": "uint8",
-            "weights": "int8 per channel" if options.per_channel else "int8 per tensor",
-            "fp32_nodes": keep,
-            "calibration": {"method": "MinMax", "scene": Path(calibration).name,
-                            "scene_sha256": (file_sha256(calibration)
-                                             if Path(calibration).is_file() else None),
-                            "tiles": len(tiles),
-                            "tile_px": tile, "seed": options.seed, "region": options.region,
-                            "bands": bands or meta.bands},
-            "check": _check(graph, tmp, tiles, meta.binary),
-            "source_graph_sha256": file_sha256(graph),
-            "source_model_sha256": onnx_source_sha256(graph),
-            "fp32_evaluation": meta.evaluation,
-            "onnxruntime": ort.__version__, "geounet": __version__,
-        }
-        _write_props(tmp, replace(meta, evaluation={}), graph_px, info)
+        info = _info(graph, calibration, meta, tiles, tile, bands, options)
+        info["fp32_nodes"] = keep
+        info["check"] = _check(graph, tmp, tiles, meta)
+        _write_props(tmp, props, meta, info)
     log.info("wrote int8 graph %s (%d calibration tiles; on them max |dp| %.4f, classes agree "
              "%.4f %%)", output, len(tiles), info["check"]["max_abs_dp"],
              100 * info["check"]["class_agreement"])

@@ -14,10 +14,12 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import rasterio
+from affine import Affine
 from builders import LANDSAT_SCENE, SAMPLE_SCENE, write_geotiff
 
 import geounet
-from geounet.config import PredictConfig
+from geounet.config import PredictConfig, ResampleConfig
 from geounet.errors import (
     BandCountError,
     EmptySceneError,
@@ -29,7 +31,10 @@ from geounet.errors import (
 )
 from geounet.io.read import BandScaler, Scene, iter_tile_batches
 from geounet.models import bundled_models, read_metadata
+from geounet.models.foreign_onnx import input_scaler
+from geounet.models.metadata import METADATA_KEY
 from geounet.models.onnx_metadata import SOURCE_KEY, companion_graph, onnx_props
+from geounet.pipeline.resample import choose_grid
 from geounet.pipeline.runtime_onnx import pad_to
 from geounet.quantize import (
     QUANTIZATION_KEY,
@@ -107,10 +112,10 @@ def test_metadata_is_carried_and_the_quantisation_recorded(int8):
         fp32 = bundled_models()[name].with_suffix(".onnx")
         src, got = onnx_props(fp32)[0], onnx_props(path)[0]
         assert onnx_props(path)[1] == onnx_props(fp32)[1]  # same tile size
-        for key in ("model_type", "class_names", "resolution", "tiles_size", "tiles_overlap",
-                    "standardization_mean", "standardization_std", "seg_thresh"):
-            assert got[key] == src[key], key
-        assert SOURCE_KEY not in got  # never taken for the .safetensors file's companion
+        assert {"model_type", "class_names", "tiles_size", "standardization_mean"} <= set(got)
+        assert set(got) == set(src) - {SOURCE_KEY} | {QUANTIZATION_KEY}
+        for key in set(src) - {SOURCE_KEY, METADATA_KEY}:
+            assert got[key] == src[key], key  # Deepness/GeoDeep keys as they were
         meta, want = read_metadata(path), read_metadata(fp32)
         assert meta.evaluation == {}  # the fp32 figures are not the int8 graph's
         assert meta == replace(want, evaluation={})
@@ -154,9 +159,55 @@ def test_calibration_tiles_are_read_and_scaled_as_predict_reads_them():
         windows = _draw_windows(scene, 100, options)[:3]
         half = round(scene.width * 0.5)
     assert all(w.col_off + 100 <= half for w in windows)  # inside the region
-    scaler = BandScaler(meta.band_mean, meta.band_std)
+    scaler = input_scaler(meta, "float32")
+    assert isinstance(scaler, BandScaler)  # a geounet model: its band statistics
     batch = next(iter(iter_tile_batches(LANDSAT_SCENE, meta.bands, windows, scaler, 3)))[1]
     assert np.array_equal(tiles, pad_to(batch, 128))  # predict's reader, scaler and padding
+
+
+def test_calibration_reads_a_finer_scene_on_the_model_grid_as_predict_does(tmp_path):
+    """A 14.25 m copy of the 28.5 m Landsat scene is read at 28.5 m, as predict reads it."""
+    with rasterio.open(LANDSAT_SCENE) as ds:
+        data = ds.read()[:, :200, :200].repeat(2, axis=1).repeat(2, axis=2)
+        t = ds.transform
+        fine = write_geotiff(tmp_path / "fine.tif", data, crs=ds.crs,
+                             transform=Affine(t.a / 2, 0, t.c, 0, t.e / 2, t.f))
+    meta = read_metadata(bundled_models()["landcover-landsat7"])
+    options = QuantizeOptions(n_tiles=3, seed=2)
+    tiles = calibration_tiles(fine, meta, 128, options=options)
+    with Scene(fine, meta.bands) as scene:
+        grid = choose_grid(scene, meta, ResampleConfig())
+        assert grid is not None and grid.grid.width == 200
+        scene.use_grid(grid)
+        windows = _draw_windows(scene, 128, options)[:3]
+    scaler = input_scaler(meta, "float32")
+    batch = next(iter(iter_tile_batches(fine, meta.bands, windows, scaler, 3, grid)))[1]
+    assert np.array_equal(tiles, batch)
+    off = calibration_tiles(fine, meta, 128, options=replace(options, resample="off"))
+    assert not np.array_equal(off, tiles)  # read at 14.25 m: other pixels
+
+
+def test_a_deepness_graph_without_geounet_metadata_quantises_and_keeps_its_keys(tmp_path):
+    """A graph read from Deepness's keys alone stays that way; it predicts near fp32."""
+    import onnx
+
+    proto = onnx.load(str(bundled_models()["landcover-landsat7"].with_suffix(".onnx")))
+    props = [(p.key, p.value) for p in proto.metadata_props
+             if p.key not in (METADATA_KEY, SOURCE_KEY)]
+    del proto.metadata_props[:]
+    for key, value in props:
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(proto, str(tmp_path / "deepness.onnx"))
+    out = quantize_model(tmp_path / "deepness.onnx", LANDSAT_SCENE, tmp_path / "q.onnx",
+                         options=FOUR)
+    got = onnx_props(out)[0]
+    assert METADATA_KEY not in got and set(got) == {k for k, _ in props} | {QUANTIZATION_KEY}
+    assert replace(read_metadata(out), name="x") == replace(
+        read_metadata(tmp_path / "deepness.onnx"), name="x")
+    _, agree = _compare(_predict(LANDSAT_SCENE, tmp_path / "deepness.onnx"),
+                        _predict(LANDSAT_SCENE, out))
+    assert agree >= 0.92  # measured 0.9369, as the geounet graph
 
 
 def test_int8_graph_beside_its_safetensors_is_not_its_companion(int8, tmp_path):

@@ -24,6 +24,10 @@ from geounet.cli.options import bands_opt, overwrite_opt, tile_size_opt, verbosi
                    "held-out part out of calibration).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the calibration tile positions.")
+@click.option("--resample", type=click.Choice(["auto", "off"]), default="auto",
+              show_default=True,
+              help="Read the calibration scene as predict --resample would: auto = at the "
+                   "model's GSD when the scene's differs by more than 10 %; off = as it is.")
 @click.option("--per-channel/--per-tensor", default=True, show_default=True,
               help="One int8 weight scale per output channel, or one per tensor.")
 @click.option("--quantize-input-convs", is_flag=True,
@@ -31,7 +35,7 @@ from geounet.cli.options import bands_opt, overwrite_opt, tile_size_opt, verbosi
                    "default: they cost most of the error).")
 @overwrite_opt
 @verbosity
-def quantize_cmd(model, calibration, output, n_tiles, tile_size, bands, region, seed,
+def quantize_cmd(model, calibration, output, n_tiles, tile_size, bands, region, seed, resample,
                  per_channel, quantize_input_convs, overwrite, quiet, verbose):
     """Write an int8 (QDQ) ONNX graph of MODEL (file or bundled name; default: the default model).
 
@@ -45,7 +49,7 @@ def quantize_cmd(model, calibration, output, n_tiles, tile_size, bands, region, 
 
     options = QuantizeOptions(n_tiles=n_tiles, seed=seed, region=region,
                               per_channel=per_channel,
-                              fp32_input_convs=not quantize_input_convs)
+                              fp32_input_convs=not quantize_input_convs, resample=resample)
     path = quantize_model(model, calibration, output, tile_size_px=tile_size,
                           bands=parse_bands(bands), options=options, overwrite=overwrite)
     if not quiet:
