@@ -15,11 +15,14 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from geounet.errors import BandIndexError, UnsupportedFormatError
+from geounet.context import context_metadata
+from geounet.errors import BandIndexError, InvalidOptionError, UnsupportedFormatError
 from geounet.io.checksum import file_sha256
+from geounet.measure_context import measure_module
 from geounet.models.foreign_meta import complete_metadata
 from geounet.models.foreign_torch import foreign_state_dict, inspect_foreign, module_from_state
 from geounet.models.safetensors_file import save_model
@@ -85,7 +88,7 @@ def _write(module: Any, meta: Any, output: Path, overwrite: bool) -> Path:
 
 def import_model(source: str | os.PathLike, output: str | os.PathLike,
                  stats_from: str | os.PathLike | None = None, overwrite: bool = False,
-                 **supplied: Any) -> Path:
+                 context_from: str | os.PathLike | None = None, **supplied: Any) -> Path:
     """Turn a foreign torch model into a geounet model file.
 
     Args:
@@ -95,6 +98,9 @@ def import_model(source: str | os.PathLike, output: str | os.PathLike,
         stats_from: A scene whose band statistics become ``band_mean`` and
             ``band_std`` (read on the model's bands), unless those are supplied.
         overwrite: Replace an existing output.
+        context_from: A scene to measure the model's context on
+            (:mod:`geounet.context`; default ``stats_from``, else seeded
+            synthetic regions, recorded as ``context.scene = "synthetic"``).
         **supplied: :class:`~geounet.models.metadata.ModelMetadata` fields
             (``bands``, ``band_mean``, ``band_std``, ``classes``, ``gsd_m``,
             ``tile_size_px``, ``threshold``, ``architecture``, ``arch_args``...)
@@ -126,6 +132,14 @@ def import_model(source: str | os.PathLike, output: str | os.PathLike,
     if stats_from is not None:
         meta.training["imported_from"]["stats_from"] = str(stats_from)
     module = module_from_state(meta, foreign_state_dict(fm.path), fm.path)
+    try:
+        measure = measure_module(module, meta, context_from or stats_from)
+        changes = context_metadata(meta, measure, retile=supplied.get("tile_size_px") is None)
+        if supplied.get("overlap_px") is not None:  # what the user gave wins
+            changes.pop("overlap_px")
+        meta = replace(meta, **changes)
+    except InvalidOptionError as exc:  # a tile or scene too small to measure on
+        log.warning("context of %s not measured: %s", fm.path, exc)
     path = _write(module, meta, Path(output), overwrite)
     log.info("imported %s (%s, %s) as %s", fm.path, fm.kind, meta.architecture, path)
     return path

@@ -13,11 +13,15 @@ from geounet.pipeline.predictors import Predictor
 from geounet.pipeline.tiling import plan_tiles
 
 
-def ramp_weights(tile, overlap, at_start, at_end):
+def ramp_weights(tile, overlap, at_start, at_end, margin=0):
+    """Weights along one axis: 1e-4 for ``margin`` px at an interior edge, then a sin^2 ramp."""
     w = np.ones(tile, np.float32)
     if overlap:
-        i = np.arange(overlap, dtype=np.float64)
-        r = (np.sin(0.5 * np.pi * (i + 0.5) / overlap) ** 2).astype(np.float32)
+        ramp = overlap - 2 * margin
+        i = np.arange(ramp, dtype=np.float64)
+        edge = np.concatenate([np.full(margin, 1e-4), np.sin(0.5 * np.pi * (i + 0.5) / ramp) ** 2,
+                               np.ones(margin)])
+        r = np.maximum(edge, 1e-4).astype(np.float32)
         if not at_start:
             w[:overlap] = np.minimum(w[:overlap], r)
         if not at_end:
@@ -38,7 +42,8 @@ def reference_predict(scene_path, loaded, tile, overlap, threshold=None):
     pad[:, :h, :w] = x
     vpad = np.zeros((h + tile, w + tile), bool)
     vpad[:h, :w] = valid
-    plan = plan_tiles(w, h, tile, overlap)
+    plan = plan_tiles(w, h, tile, overlap, meta.pad_multiple, meta.context_px or 0)
+    overlap, margin = plan.overlap_px, plan.margin_px
     predictor = Predictor(loaded.module, meta.binary, meta.pad_multiple, "cpu")  # as the pipeline
     k = meta.out_channels
     acc = np.zeros((k, h, w), np.float32)
@@ -48,8 +53,8 @@ def reference_predict(scene_path, loaded, tile, overlap, threshold=None):
         if not vpad[r:r + tile, cc:cc + tile].any():
             continue
         p = predictor(pad[None, :, r:r + tile, cc:cc + tile])[0]
-        wy = ramp_weights(tile, overlap, r == 0, r + tile >= h)
-        wx = ramp_weights(tile, overlap, cc == 0, cc + tile >= w)
+        wy = ramp_weights(tile, overlap, r == 0, r + tile >= h, margin)
+        wx = ramp_weights(tile, overlap, cc == 0, cc + tile >= w, margin)
         ww = np.outer(wy, wx)[: h - r, : w - cc]
         hh, wd = ww.shape
         acc[:, r:r + hh, cc:cc + wd] += p[:, :hh, :wd] * ww
@@ -60,3 +65,12 @@ def reference_predict(scene_path, loaded, tile, overlap, threshold=None):
     classes = (probs[0] >= thr).astype(np.uint8) if meta.binary else probs.argmax(0).astype(np.uint8)
     classes[~(valid & covered)] = 255
     return probs, classes
+
+
+def tiling_agreement(a, b, threshold=0.5, edge=128):
+    """``(building IoU, max |dp|)`` of two ``(1, h, w)`` probability rasters, ``edge`` px in."""
+    pa, pb = a[0, edge:-edge, edge:-edge], b[0, edge:-edge, edge:-edge]
+    ca, cb = pa >= threshold, pb >= threshold
+    union = (ca | cb).sum()
+    iou = float((ca & cb).sum() / union) if union else 1.0
+    return iou, float(np.nanmax(np.abs(pa - pb)))

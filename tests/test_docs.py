@@ -23,3 +23,26 @@ def test_api_doc_example_runs(tmp_path, index):
     out = subprocess.run([sys.executable, "-c", BLOCKS[index]], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
+
+
+TILING = (ROOT / "docs" / "tiling.md").read_text()
+TILING_BLOCKS = [("python", b) for b in re.findall(r"```python\n(.*?)```", TILING, re.S)] + [
+    ("sh", b) for b in re.findall(r"```sh\n(.*?)```", TILING, re.S)]
+
+
+def test_tiling_doc_has_examples():
+    assert {kind for kind, _ in TILING_BLOCKS} == {"python", "sh"}
+
+
+@pytest.mark.parametrize("index", range(len(TILING_BLOCKS)))
+def test_tiling_doc_example_runs(tmp_path, index):
+    """docs/tiling.md: every python and sh block runs (the benchmark is a ``text`` block)."""
+    kind, block = TILING_BLOCKS[index]
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    env = dict(os.environ, GEOUNET_DISABLE_PLUGINS="1",
+               PATH=f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}")
+    cmd = [sys.executable, "-c", block] if kind == "python" else ["bash", "-euo", "pipefail",
+                                                                  "-c", block]
+    out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]

@@ -55,6 +55,10 @@ def _background(text: str | None) -> int | str | None:
 @click.option("--band-std", default=None, metavar="S1,S2", help="Per-band standard deviation.")
 @click.option("--stats-from", type=click.Path(exists=True, dir_okay=False), default=None,
               metavar="SCENE", help="Take --band-mean/--band-std from this scene's bands.")
+@click.option("--context-from", type=click.Path(exists=True, dir_okay=False), default=None,
+              metavar="SCENE",
+              help="Measure the model's context (context_px) on this scene (default: the "
+                   "--stats-from scene, else seeded synthetic regions).")
 @click.option("--classes", default=None, metavar="NAME,NAME",
               help="Class names by class id (a binary model: background,NAME).")
 @click.option("--background", default=None, metavar="ID|none",
@@ -71,8 +75,8 @@ def _background(text: str | None) -> int | str | None:
 @overwrite_opt
 @verbosity
 def import_cmd(source, output, name, arch, arch_arg, bands, band_names, band_mean, band_std,
-               stats_from, classes, background, gsd, tile_size, overlap, threshold, license_,
-               overwrite, quiet, verbose):
+               stats_from, context_from, classes, background, gsd, tile_size, overlap, threshold,
+               license_, overwrite, quiet, verbose):
     """Import SRC, a torch model of another tool, as a geounet model file.
 
     SRC is a segmentation-models-pytorch save_pretrained folder (config.json and
@@ -96,6 +100,7 @@ def import_cmd(source, output, name, arch, arch_arg, bands, band_names, band_mea
     if (band_mean is None) != (band_std is None):
         raise InvalidOptionError("--band-mean and --band-std go together; pass both, or "
                                  "--stats-from SCENE")
-    path = import_model(source, output, stats_from=stats_from, overwrite=overwrite, **supplied)
+    path = import_model(source, output, stats_from=stats_from, overwrite=overwrite,
+                        context_from=context_from, **supplied)
     if not quiet:
         click.echo(f"wrote {path}", err=True)

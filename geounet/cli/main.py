@@ -26,6 +26,7 @@ COMMANDS = {
     "export": ("geounet.cli.export", "export_cmd"),
     "quantize": ("geounet.cli.quantize", "quantize_cmd"),
     "import": ("geounet.cli.import_model", "import_cmd"),
+    "measure-context": ("geounet.cli.context", "context_cmd"),
 }
 
 

@@ -79,6 +79,13 @@ class ModelMetadata:
             clipped to [0, 1]; :mod:`geounet.models.foreign_onnx`), whose
             ``band_std`` of 255 is the uint8 case. Left out of the JSON when
             ``"standardize"``, so files stay readable by geounet 0.1.
+        context_px: The model's measured context in pixels: beyond this
+            distance from a tile edge its predictions no longer depend on
+            where the tile ends (:mod:`geounet.context`). It sets the blending
+            margin at interior tile edges; ``None`` when not measured (plain
+            feathering). Left out of the JSON when ``None``.
+        context: How ``context_px`` was measured (scene, tiles, percentile,
+            tolerance, the |dp| profile by distance); left out when empty.
     """
 
     name: str
@@ -99,6 +106,8 @@ class ModelMetadata:
     background_class: int | None = 0
     class_colors: list[str] | None = None
     input_scaling: str = "standardize"
+    context_px: int | None = None
+    context: dict[str, Any] = field(default_factory=dict)
 
     @property
     def in_channels(self) -> int:
@@ -139,6 +148,9 @@ class ModelMetadata:
         fields_ = asdict(self)
         if fields_["input_scaling"] == "standardize":
             del fields_["input_scaling"]
+        for key in ("context_px", "context"):
+            if not fields_[key]:
+                del fields_[key]
         return json.dumps(
             {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **fields_},
             sort_keys=True,
@@ -172,12 +184,25 @@ class ModelMetadata:
             )
         raw.pop("format", None)
         raw.pop("format_version", None)
+        _legacy_arch_args(raw)
         try:
             meta = cls(**raw)
         except TypeError as exc:
             raise ModelFileError(f"model file {source!r} has incomplete metadata: {exc}") from exc
         check_metadata(meta, source)
         return meta
+
+
+def _legacy_arch_args(raw: dict[str, Any]) -> None:
+    """Give files written before an architecture option existed its old value.
+
+    geounet 0.1's ``unet`` upsampled with ``align_corners=True`` and recorded
+    nothing; such files keep loading with the behaviour they were trained with.
+    """
+    args = raw.get("arch_args")
+    if (raw.get("architecture") == "unet" and isinstance(args, dict)
+            and args.get("bilinear", True) and "align_corners" not in args):
+        raw["arch_args"] = {**args, "align_corners": True}
 
 
 def check_metadata(meta: ModelMetadata, source: str = "<string>") -> None:

@@ -339,3 +339,39 @@ def update_metadata(path: str | os.PathLike, output: str | os.PathLike | None = 
     with atomic_path(out, overwrite=True) as tmp:
         save_file(tensors, str(tmp), metadata={METADATA_KEY: meta.to_json()})
     return out
+
+
+def save_metadata(loaded: LoadedModel, output: str | os.PathLike, meta: ModelMetadata,
+                  overwrite: bool = False) -> Path:
+    """Write a copy of a model file with new metadata (weights or graph unchanged).
+
+    Args:
+        loaded: The model (a ``.safetensors`` or ``.onnx`` file).
+        output: The file to write, with the same suffix (atomically).
+        meta: The new metadata.
+        overwrite: Replace an existing output.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ModelFileError: for an output whose suffix differs from the model's.
+        OutputExistsError: if ``output`` exists and ``overwrite`` is false.
+    """
+    src, out = Path(loaded.path), Path(output)
+    if out.suffix.lower() != src.suffix.lower():
+        raise ModelFileError(f"output {str(out)!r}: a copy of {src.name!r} must have the "
+                             f"suffix {src.suffix!r}; pass e.g. -o {out.with_suffix(src.suffix)}")
+    with atomic_path(out, overwrite=overwrite) as tmp:
+        if loaded.format == "onnx":
+            import shutil
+
+            from geounet.models.onnx_metadata import onnx_source_sha256, write_onnx_metadata
+
+            shutil.copyfile(src, tmp)
+            write_onnx_metadata(tmp, meta, meta.tile_size_px, onnx_source_sha256(src))
+        else:
+            from safetensors.numpy import load_file, save_file
+
+            save_file(load_file(str(src)), str(tmp), metadata={METADATA_KEY: meta.to_json()})
+    return out

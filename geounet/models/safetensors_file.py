@@ -125,10 +125,20 @@ def save_model(model: Any, metadata: ModelMetadata, path: str | os.PathLike) -> 
 
     Returns:
         The path written.
+
+    An ``align_corners`` the module has but ``metadata.arch_args`` leaves out
+    is recorded, so the file keeps its behaviour if the default changes (files
+    without it load as geounet 0.1 wrote them, with ``True``).
     """
+    from dataclasses import replace
+
     from safetensors.torch import save_file
 
     path = Path(path)
+    align = getattr(model, "align_corners", None)
+    if align is not None and "align_corners" not in metadata.arch_args:
+        metadata = replace(metadata, arch_args={**metadata.arch_args,
+                                                "align_corners": bool(align)})
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(path, overwrite=True) as tmp:
         save_file(tensors, str(tmp), metadata={METADATA_KEY: metadata.to_json()})

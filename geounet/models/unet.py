@@ -6,6 +6,16 @@ output has the input's size); ``Down`` = 2x2 max-pool then ``DoubleConv``;
 ``Up`` = bilinear upsampling (or a 2x2 transposed convolution) then padding to
 the skip's size, concatenation with the skip and ``DoubleConv``; ``OutConv`` =
 1x1 convolution to the class logits.
+
+Bilinear upsampling uses ``align_corners=False`` by default: each output pixel
+is placed at the same offset from its input pixels wherever it is in the tile,
+so the network is translation-equivariant for shifts by multiples of
+``2**depth`` pixels and a pixel's prediction does not depend on the tile's size
+or on where it sits in the tile (beyond the model's context, see
+:mod:`geounet.models.context`). ``align_corners=True`` (milesial's choice, and
+geounet 0.1's) stretches the sampling grid with the input size; model files
+written before the option existed record no value and load with ``True``
+(:meth:`geounet.models.metadata.ModelMetadata.from_json`).
 """
 
 from __future__ import annotations
@@ -63,13 +73,16 @@ class Up(nn.Module):
         in_channels: Channels of the concatenated tensor.
         out_channels: Output channels.
         bilinear: Bilinear upsampling (True) or a 2x2 transposed convolution.
+        align_corners: ``align_corners`` of the bilinear upsampling (False:
+            translation-equivariant; True: the grid depends on the input size).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, bilinear: bool = True) -> None:
+    def __init__(self, in_channels: int, out_channels: int, bilinear: bool = True,
+                 align_corners: bool = False) -> None:
         super().__init__()
         self.up: nn.Module
         if bilinear:
-            self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True)
+            self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=align_corners)
             self.conv = DoubleConv(in_channels, out_channels, in_channels // 2)
         else:
             self.up = nn.ConvTranspose2d(in_channels, in_channels // 2, kernel_size=2, stride=2)
@@ -105,6 +118,8 @@ class UNet(nn.Module):
             ``k`` has ``base_channels * 2**k``.
         depth: Number of down-sampling steps (4 in the paper).
         bilinear: Bilinear upsampling (True) or transposed convolutions.
+        align_corners: ``align_corners`` of the bilinear upsampling; False (the
+            default) keeps the network translation-equivariant.
 
     Shape: ``(b, in_channels, h, w)`` float32 -> ``(b, classes, h, w)`` logits.
     Any ``h, w`` works (odd sizes are padded inside ``Up``); multiples of
@@ -121,11 +136,13 @@ class UNet(nn.Module):
         base_channels: int = 64,
         depth: int = 4,
         bilinear: bool = True,
+        align_corners: bool = False,
     ) -> None:
         super().__init__()
         if depth < 1:
             raise InvalidOptionError(f"depth {depth} must be 1 or more")
         self.pad_multiple = 2**depth
+        self.align_corners = bool(align_corners) if bilinear else None
         factor = 2 if bilinear else 1
         ch = [base_channels * 2**k for k in range(depth + 1)]
         self.inc = DoubleConv(in_channels, ch[0])
@@ -135,7 +152,7 @@ class UNet(nn.Module):
         ups = []
         for k in range(depth, 0, -1):
             out = ch[k - 1] // (factor if k > 1 else 1)
-            ups.append(Up(ch[k], out, bilinear))
+            ups.append(Up(ch[k], out, bilinear, bool(align_corners)))
         self.ups = nn.ModuleList(ups)
         self.outc = OutConv(ch[0], classes)
 
@@ -155,6 +172,7 @@ def build_unet(
     base_channels: int = 64,
     depth: int = 4,
     bilinear: bool = True,
+    align_corners: bool = False,
 ) -> UNet:
     """Entry-point factory for the ``unet`` architecture.
 
@@ -164,6 +182,8 @@ def build_unet(
         base_channels: Channels of the first level.
         depth: Number of down-sampling steps.
         bilinear: Bilinear upsampling (True) or transposed convolutions.
+        align_corners: ``align_corners`` of the bilinear upsampling (False:
+            translation-equivariant, the default since geounet 0.2).
 
     Returns:
         The :class:`UNet`.
@@ -171,4 +191,4 @@ def build_unet(
     Raises:
         InvalidOptionError: for ``depth`` below 1.
     """
-    return UNet(in_channels, classes, base_channels, depth, bilinear)
+    return UNet(in_channels, classes, base_channels, depth, bilinear, align_corners)

@@ -29,6 +29,8 @@ def predict_array(
     tile_size_px: int,
     overlap_px: int,
     batch_size: int = 4,
+    align_px: int = 1,
+    context_px: int = 0,
 ) -> np.ndarray:
     """Tile, predict and stitch an in-memory scaled array (stages 2-4).
 
@@ -40,6 +42,8 @@ def predict_array(
         tile_size_px: Tile size in pixels.
         overlap_px: Overlap in pixels.
         batch_size: Tiles per forward pass.
+        align_px: Tile offsets are multiples of this (the model's pad multiple).
+        context_px: The model's context, which sets the blending margin.
 
     Returns:
         ``(k, h, w)`` float32 probabilities.
@@ -48,7 +52,7 @@ def predict_array(
         TilingError: for an invalid tile size/overlap pair.
     """
     _, h, w = scaled.shape
-    plan = plan_tiles(w, h, tile_size_px, overlap_px)
+    plan = plan_tiles(w, h, tile_size_px, overlap_px, align_px, context_px)
     t = plan.tile_size_px
 
     def crop(win: Window) -> np.ndarray:

@@ -52,7 +52,7 @@ from geounet.pipeline.sinks import ArrayCollector, PolygonSink, output_rasters
 from geounet.pipeline.sources import LocalTileSource, Tile, TileSource
 from geounet.pipeline.stitch import StripStitcher
 from geounet.pipeline.strips import Fanout, Strip, StripStage
-from geounet.pipeline.tiling import TilePlan, plan_tiles
+from geounet.pipeline.tiling import TilePlan, plan_tiles, warn_short_overlap
 from geounet.progress import NullProgress, Progress, check_cancelled
 
 log = logging.getLogger(__name__)
@@ -183,11 +183,16 @@ class SceneRun:
                 f"tile size {tile_px} px: ONNX model {str(self.model.path)!r} takes tiles of "
                 f"{meta.tile_size_px} px only; leave out --tile-size or re-export it"
             )
-        plan = plan_tiles(scene.width, scene.height, tile_px, overlap_px)
+        context = meta.context_px or 0
+        if self.options.tiling.overlap_px is not None:
+            warn_short_overlap(overlap_px, context, meta.name)
+        plan = plan_tiles(scene.width, scene.height, tile_px, overlap_px,
+                          align_px=meta.pad_multiple, context_px=context)
         log.info(
-            "%s: %dx%d px, bands %s, %d tiles of %d px (overlap %d px), model %s",
-            scene.path, scene.width, scene.height, scene.bands, len(plan), tile_px,
-            overlap_px, meta.name,
+            "%s: %dx%d px, bands %s, %d tiles of %d px (overlap %d px, aligned to %d px, "
+            "blending margin %d px), model %s", scene.path, scene.width, scene.height,
+            scene.bands, len(plan), tile_px, plan.overlap_px, plan.align_px, plan.margin_px,
+            meta.name,
         )
         return plan
 

@@ -2,13 +2,20 @@
 
 Each tile's prediction is multiplied by a separable weight window and added to
 an accumulator together with the weights; the stitched value is
-``sum(w * p) / sum(w)``. Along an axis the window is 1 in the tile's interior and
-rises as a squared sine (half a Hann window) over the first and last
-``overlap_px`` pixels, ``w(i) = sin^2(pi/2 * (i + 0.5) / overlap_px)``. A tile
-edge that lies on the scene's own edge keeps full weight, so edge pixels are not
-down-weighted or lost. Every weight is strictly positive, so every covered pixel
-has a defined value, and a constant prediction stitches to the same constant
-(no seams).
+``sum(w * p) / sum(w)``. Along an axis, at an edge interior to the scene, the
+window is :data:`MARGIN_WEIGHT` (near zero) over the first ``margin_px`` pixels
+(the model's measured context: predictions there still depend on where the tile
+ends), then rises as a squared sine (half a Hann window) over the next ``ramp =
+overlap_px - 2 * margin_px`` pixels, ``w(i) = sin^2(pi/2 * (i + 0.5) / ramp)``,
+and is 1 in the interior. With ``overlap = 2 * margin + ramp`` the ramp-down of
+one tile lies exactly on the ramp-up of its neighbour and the two add up to 1,
+so every pixel's value comes from predictions made at least ``margin_px`` from
+any interior tile edge: the result is both seam-free and context-complete (see
+docs/tiling.md). With ``margin_px = 0`` this is plain feathering over the whole
+overlap. A tile edge that lies on the scene's own edge keeps full weight, so
+edge pixels are not down-weighted or lost. Every weight is strictly positive, so
+every covered pixel has a defined value, and a constant prediction stitches to
+the same constant (no seams).
 
 The idea is the "smooth tiled predictions" blending of Chevalier (2017,
 github.com/Vooban/Smoothly-Blend-Image-Patches) and pytorch-toolbelt's
@@ -38,13 +45,24 @@ RowsCallback = Callable[[int, np.ndarray, np.ndarray], None]
 where no tile contributed, i.e. skipped all-nodata tiles)."""
 
 
+MARGIN_WEIGHT = 1e-4
+"""Weight of a prediction within ``margin_px`` of an interior tile edge: not 0,
+so that a pixel whose only other tile was skipped (all nodata) keeps a value."""
+
+
 @lru_cache(maxsize=64)
-def _ramp(overlap_px: int) -> np.ndarray:
-    i = np.arange(overlap_px, dtype=np.float64)
-    return (np.sin(0.5 * np.pi * (i + 0.5) / overlap_px) ** 2).astype(np.float32)
+def _edge(overlap_px: int, margin_px: int) -> np.ndarray:
+    """Weights of the first ``overlap_px`` pixels from an interior edge."""
+    margin = min(margin_px, overlap_px // 2)
+    ramp = overlap_px - 2 * margin
+    i = np.arange(ramp, dtype=np.float64)
+    rise = np.sin(0.5 * np.pi * (i + 0.5) / ramp) ** 2
+    w = np.concatenate([np.full(margin, MARGIN_WEIGHT), rise, np.ones(margin)])
+    return np.maximum(w, MARGIN_WEIGHT).astype(np.float32)
 
 
-def axis_weights(tile_px: int, overlap_px: int, at_start: bool, at_end: bool) -> np.ndarray:
+def axis_weights(tile_px: int, overlap_px: int, at_start: bool, at_end: bool,
+                 margin_px: int = 0) -> np.ndarray:
     """1-D blending weights along one axis of a tile.
 
     Args:
@@ -52,6 +70,8 @@ def axis_weights(tile_px: int, overlap_px: int, at_start: bool, at_end: bool) ->
         overlap_px: Overlap in pixels; 0 gives uniform weights.
         at_start: The tile's first pixel is on the scene's edge (full weight there).
         at_end: The tile's last pixel is on or past the scene's edge.
+        margin_px: Pixels at an interior edge with weight :data:`MARGIN_WEIGHT`
+            (at most half the overlap; see the module docstring).
 
     Returns:
         ``(tile_px,)`` float32 weights in ``(0, 1]``.
@@ -60,11 +80,11 @@ def axis_weights(tile_px: int, overlap_px: int, at_start: bool, at_end: bool) ->
     if overlap_px <= 0:
         return w
     ov = min(overlap_px, tile_px)
-    ramp = _ramp(ov)
+    edge = _edge(ov, margin_px)
     if not at_start:
-        w[:ov] = np.minimum(w[:ov], ramp)
+        w[:ov] = np.minimum(w[:ov], edge)
     if not at_end:
-        w[tile_px - ov :] = np.minimum(w[tile_px - ov :], ramp[::-1])
+        w[tile_px - ov :] = np.minimum(w[tile_px - ov :], edge[::-1])
     return w
 
 
@@ -81,8 +101,9 @@ def tile_weights(window: Window, plan: TilePlan) -> np.ndarray:
     """
     t = plan.tile_size_px
     row0, col0 = int(window.row_off), int(window.col_off)
-    wy = axis_weights(t, plan.overlap_px, row0 == 0, row0 + t >= plan.height)
-    wx = axis_weights(t, plan.overlap_px, col0 == 0, col0 + t >= plan.width)
+    m = plan.margin_px
+    wy = axis_weights(t, plan.overlap_px, row0 == 0, row0 + t >= plan.height, m)
+    wx = axis_weights(t, plan.overlap_px, col0 == 0, col0 + t >= plan.width, m)
     return np.outer(wy, wx)
 
 

@@ -168,3 +168,25 @@ def test_model_formats_by_suffix():
     assert format_of("a.safetensors").runtime == "torch"
     assert format_of("a.ONNX").name == "onnx" and format_of("a.onnx").runtime == "onnxruntime"
     assert format_of("a.bin").name == "safetensors"  # read as safetensors, as before
+
+
+def test_unet_files_without_align_corners_load_as_they_were_trained(tmp_path):
+    """geounet 0.1 files record no align_corners and upsampled with True; new files record False."""
+    from dataclasses import replace
+
+    from geounet.models.metadata import ModelMetadata
+    from geounet.models.safetensors_file import save_model
+
+    old = json.loads(read_metadata(bundled_models()["buildings-atlanta"]).to_json())
+    old["arch_args"].pop("align_corners", None)
+    meta = ModelMetadata.from_json(json.dumps(old))
+    assert meta.arch_args["align_corners"] is True
+    legacy = build_model("unet", 1, 1, **meta.arch_args)
+    ups = [m for m in legacy.modules() if isinstance(m, torch.nn.Upsample)]
+    assert ups and all(m.align_corners for m in ups)
+    new = build_model("unet", 1, 1, base_channels=8, depth=2)
+    assert not any(m.align_corners for m in new.modules() if isinstance(m, torch.nn.Upsample))
+    # save_model records the module's value when the metadata leaves it out
+    path = save_model(new, replace(meta, arch_args={"base_channels": 8, "depth": 2}),
+                      tmp_path / "n.safetensors")
+    assert read_metadata(path).arch_args["align_corners"] is False

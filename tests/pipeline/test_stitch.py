@@ -97,3 +97,28 @@ def test_tiles_out_of_order_are_refused():
     st.add(plan.windows[-1], np.zeros((1, 64, 64), np.float32))
     with pytest.raises(ValueError):
         st.add(plan.windows[0], np.zeros((1, 64, 64), np.float32))
+
+
+def test_margin_weights_are_complementary_across_the_overlap():
+    from geounet.pipeline.stitch import MARGIN_WEIGHT
+
+    tile, overlap, margin = 256, 112, 48
+    a = axis_weights(tile, overlap, at_start=True, at_end=False, margin_px=margin)
+    b = axis_weights(tile, overlap, at_start=False, at_end=True, margin_px=margin)
+    assert np.all(a[-margin:] == np.float32(MARGIN_WEIGHT)) and np.all(b[:margin] == np.float32(MARGIN_WEIGHT))
+    # a's ramp-down lies on b's ramp-up: over the overlap the two sum to 1 (+ the margin floor)
+    total = a[tile - overlap:] + b[:overlap]
+    assert np.allclose(total, 1, atol=2 * MARGIN_WEIGHT)
+    # inside the overlap every pixel gets >= 99.98 % of its weight from predictions at least
+    # `margin` px from that tile's interior edge
+    far_a = np.arange(tile - overlap, tile) < tile - margin
+    far_b = np.arange(overlap) >= margin
+    good = a[tile - overlap:] * far_a + b[:overlap] * far_b
+    assert np.all(good / total > 0.9998)
+
+
+def test_constant_stitches_to_constant_with_a_margin():
+    plan = plan_tiles(650, 470, 256, 112, align_px=16, context_px=48)
+    probs, covered = stitch_to_array(
+        plan, 1, ((win, np.full((1, 256, 256), 0.25, np.float32)) for win in plan.windows))
+    assert covered.all() and np.allclose(probs, 0.25, atol=1e-6)

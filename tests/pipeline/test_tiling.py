@@ -52,3 +52,37 @@ def test_padded_size():
     assert padded_size(256, 32) == 256
     assert padded_size(1, 32) == 32
     assert padded_size(100, 1) == 100
+
+
+@pytest.mark.parametrize("w,h,tile,overlap,align", [(650, 650, 256, 112, 16), (1000, 37, 128, 50, 32),
+                                                    (901, 333, 512, 176, 32), (300, 300, 64, 0, 16)])
+def test_aligned_plan_offsets_are_multiples_and_cover(w, h, tile, overlap, align):
+    plan = plan_tiles(w, h, tile, overlap, align_px=align)
+    offsets = plan.col_offsets + plan.row_offsets
+    assert all(o % align == 0 for o in offsets)
+    assert plan.overlap_px >= overlap and (tile - plan.overlap_px) % align == 0
+    cover = np.zeros((h, w), int)
+    for win in plan.windows:
+        r, c = int(win.row_off), int(win.col_off)
+        cover[r : r + tile, c : c + tile] += 1
+    assert cover.min() >= 1
+    # the last tile reaches fewer than `align` px past the edge
+    assert max(plan.col_offsets) + tile - max(w, tile) < align
+
+
+def test_blend_margin_is_the_context_when_the_overlap_allows():
+    from geounet.pipeline.tiling import MIN_RAMP_PX, blend_margin
+
+    assert blend_margin(112, 48) == 48
+    assert blend_margin(2 * 48 + MIN_RAMP_PX - 2, 48) == 47  # too small: the ramp keeps 16 px
+    assert blend_margin(32, 0) == 0 and blend_margin(8, 40) == 0
+    assert plan_tiles(650, 650, 256, 112, 16, context_px=48).margin_px == 48
+
+
+def test_an_overlap_below_twice_the_context_warns(caplog):
+    from geounet.pipeline.tiling import warn_short_overlap
+
+    with caplog.at_level("WARNING"):
+        assert warn_short_overlap(64, 48, "m")
+        assert not warn_short_overlap(112, 48, "m") and not warn_short_overlap(32, 0, "m")
+    assert len(caplog.records) == 1 and "--overlap 112" in caplog.records[0].getMessage()

@@ -26,6 +26,11 @@ def test_training_learns_and_is_repeatable(tmp_path):
     assert meta.training["val_iou"] == pytest.approx(r1.val_iou, abs=1e-4)
     assert meta.training["config"]["seed"] == 7 and meta.classes == ["background", "building"]
     assert meta.band_mean[0] == pytest.approx(350, abs=80)
+    # the equivariant upsampling is recorded, and the context measured on the training scene
+    assert meta.arch_args["align_corners"] is False
+    assert meta.context["scene"] == scene.name and meta.context["tile_size_px"] == 64
+    assert 0 < meta.context_px <= meta.context["measurable_px"]
+    assert meta.overlap_px >= 2 * meta.context_px and meta.tile_size_px >= 4 * meta.overlap_px
     r2 = train(scene, labels, tmp_path / "b.safetensors", TrainConfig(seed=7, **CFG))
     a, b = load_file(str(r1.path)), load_file(str(r2.path))
     assert all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)
