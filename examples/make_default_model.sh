@@ -3,7 +3,10 @@
 # from the Atlanta sample: train on the western two thirds, hold out the eastern third,
 # predict the whole chip, score the held-out third and stamp the figures into the model file.
 # The eastern third is only monitored during training (--keep last keeps the final epoch), so
-# its figures are a true held-out test. Takes about 25 minutes on 2 CPU cores. Run from the repository root with geounet installed.
+# its figures are a true held-out test. The U-Net upsamples with align_corners=False (geounet's
+# default since 0.2, recorded in the file), and train ends by measuring the model's context on
+# the chip, which sets the default tile size and overlap (docs/tiling.md). Took 32 minutes on
+# 2 CPU cores that were also running other work. Run from the repository root with geounet installed.
 set -euo pipefail
 OUT=${OUT:-build/default-model}
 mkdir -p "$OUT"

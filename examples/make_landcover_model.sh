@@ -4,7 +4,8 @@
 # every polygon are ignored). A seeded 30 % of each class's polygons (whole polygons, at least
 # one per class with two or more) is held out; it is only monitored during training (--keep last
 # keeps the final epoch), so its figures are a true held-out test. The class with a single
-# polygon (agriculture) has no held-out polygon. About 2-3 minutes on 2 CPU cores.
+# polygon (agriculture) has no held-out polygon. Train ends by measuring the model's context
+# (docs/tiling.md). About 2-4 minutes on 2 CPU cores.
 # Run from the repository root with geounet installed.
 set -euo pipefail
 OUT=${OUT:-build/landcover-model}

@@ -21,7 +21,7 @@ runtime, fixed-size ONNX graphs included:
 4. Every other tile's prediction of the pixel is compared with the reference,
    ``|dp|`` = the largest probability difference over the channels, and filed
    under the pixel's distance ``d`` from that tile's nearest edge.
-5. ``context_px`` is the smallest ``d`` from which the ``percentile`` (99) of
+5. ``context_px`` is the smallest ``d`` from which the ``percentile`` (99.9) of
    ``|dp|`` stays at or below ``tol_dp`` (0.01) at every larger distance that
    could be measured (below ``tile / 2 - stride``).
 
@@ -163,7 +163,7 @@ def region_histogram(region: np.ndarray, valid: np.ndarray, predict: PredictFn, 
     return hist
 
 
-def context_from_histogram(hist: np.ndarray, percentile: float = 99.0,
+def context_from_histogram(hist: np.ndarray, percentile: float = 99.9,
                            tol_dp: float = 0.01) -> tuple[int, bool, list[float]]:
     """Context, convergence and the ``|dp|`` profile from :func:`region_histogram` counts.
 
@@ -192,7 +192,7 @@ def context_from_histogram(hist: np.ndarray, percentile: float = 99.0,
 
 
 def measure_regions(regions: list[tuple[np.ndarray, np.ndarray]], predict: PredictFn, tile: int,
-                    align_px: int, percentile: float = 99.0, tol_dp: float = 0.01,
+                    align_px: int, percentile: float = 99.9, tol_dp: float = 0.01,
                     batch_size: int = 4, scene: str | None = None) -> ContextMeasure:
     """:class:`ContextMeasure` of a predictor over in-memory regions.
 

@@ -48,7 +48,7 @@ def array_regions(scaled: np.ndarray, size: int, n: int,
     """
     bands, h, w = scaled.shape
     out = []
-    for win in region_windows(w, h, size, n, seed):
+    for win in region_windows(w, h, size, 4 * n, seed)[:n]:  # as scene_regions draws them
         r, c = int(win.row_off), int(win.col_off)
         x = np.zeros((bands, size, size), np.float32)
         valid = np.zeros((size, size), bool)
@@ -102,7 +102,7 @@ def scene_regions(scene_path: Any, meta: Any, size: int, n: int, seed: int = 0,
     Raises:
         InvalidOptionError: when no region with enough valid pixels is found.
     """
-    from geounet.io.read import Scene
+    from geounet.io.read import Scene, reflect_past_edge
     from geounet.models.foreign_onnx import input_scaler
 
     out = []
@@ -112,7 +112,8 @@ def scene_regions(scene_path: Any, meta: Any, size: int, n: int, seed: int = 0,
         for win in region_windows(sc.width, sc.height, size, 4 * n, seed):
             data, valid = sc.read(win)
             if valid.mean() >= 0.5 * inside:
-                out.append((scaler(data, valid), valid))
+                out.append((reflect_past_edge(scaler(data, valid), win, sc.width, sc.height),
+                            valid))
             if len(out) == n:
                 break
     if not out:
@@ -123,7 +124,7 @@ def scene_regions(scene_path: Any, meta: Any, size: int, n: int, seed: int = 0,
 
 
 def measure_with(predict: PredictFn, meta: Any, scene: Any = None, tile: int | None = None,
-                 regions: int = 4, seed: int = 0, percentile: float = 99.0,
+                 regions: int = 4, seed: int = 0, percentile: float = 99.9,
                  tol_dp: float = 0.01, batch_size: int = 4,
                  bands: list[int] | None = None) -> ContextMeasure:
     """Measure a predictor of a model with metadata ``meta`` on a scene (or synthetic regions).
@@ -247,9 +248,9 @@ def full_pass_probs(scene_path: Any, meta: Any, predict: PredictFn,
                     bands: list[int] | None = None) -> np.ndarray:
     """One forward pass over a whole scene (full context, no tiles): the reference of tilings.
 
-    The scene is read and scaled as ``geounet predict`` reads it (nodata and
-    pixels past the edge are 0 after scaling) and padded at the bottom and
-    right to a multiple of the model's ``pad_multiple``, so the pooling grid
+    The scene is read and scaled as ``geounet predict`` reads it (nodata is 0
+    after scaling) and padded at the bottom and right to a multiple of the
+    model's ``pad_multiple`` by reflection, as tiles past the edge are, so the pooling grid
     starts where an aligned tile plan's does. Memory grows with the scene:
     for chips and benchmarks, not cities.
 
@@ -263,13 +264,15 @@ def full_pass_probs(scene_path: Any, meta: Any, predict: PredictFn,
     Returns:
         ``(k, height, width)`` float32 probabilities.
     """
-    from geounet.io.read import Scene
+    from geounet.io.read import Scene, reflect_past_edge
     from geounet.models.foreign_onnx import input_scaler
     from geounet.pipeline.tiling import padded_size
 
     with Scene(scene_path, bands, default_bands=meta.bands, n_expected=meta.in_channels) as sc:
         h, w = sc.height, sc.width
         hp, wp = padded_size(h, meta.pad_multiple), padded_size(w, meta.pad_multiple)
-        data, valid = sc.read(Window(0, 0, wp, hp))
+        win = Window(0, 0, wp, hp)
+        data, valid = sc.read(win)
         x = input_scaler(meta, sc.dataset.dtypes[sc.bands[0] - 1])(data, valid)
+        x = reflect_past_edge(x, win, w, h)
     return np.asarray(predict(x[None]))[0][:, :h, :w]

@@ -16,7 +16,7 @@ from geounet.cli.options import bands_opt, device_opt, overwrite_opt, tile_size_
               help="Regions of the scene to measure (25 tiles each).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the region positions.")
-@click.option("--percentile", type=click.FloatRange(50, 100), default=99.0, show_default=True,
+@click.option("--percentile", type=click.FloatRange(50, 100), default=99.9, show_default=True,
               help="Percentile of |dp| per distance compared with --tol.")
 @click.option("--tol", type=click.FloatRange(0, 1, min_open=True), default=0.01,
               show_default=True, help="Largest probability change counted as no change.")

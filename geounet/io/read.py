@@ -353,6 +353,36 @@ def band_statistics(data: np.ndarray, valid: np.ndarray) -> tuple[list[float], l
     return sel.mean(axis=1).tolist(), sel.std(axis=1).tolist()
 
 
+def reflect_past_edge(x: np.ndarray, window: Window, width: int, height: int) -> np.ndarray:
+    """Fill the part of a tile past the scene's edge with a reflection of the part inside.
+
+    A tile of an aligned plan may reach a few pixels past the scene's right or
+    bottom edge (and a scene smaller than a tile leaves it short). Those
+    pixels have no data; a constant there is an edge the model never saw in
+    training, and it predicts false objects along it. A reflection (numpy's
+    ``"reflect"``, as the predictors pad tiles to the model's pad multiple)
+    continues the scene instead. Nodata inside the scene is left as it is.
+
+    Args:
+        x: ``(bands, t, t)`` scaled tile.
+        window: Its window (scene pixels).
+        width: Scene width (px).
+        height: Scene height (px).
+
+    Returns:
+        ``x``, filled in place where the window reaches past the scene.
+    """
+    c0, r0 = int(window.col_off), int(window.row_off)
+    h, w = x.shape[1:]
+    keep_h, keep_w = min(h, height - r0), min(w, width - c0)
+    if (keep_h, keep_w) == (h, w) or keep_h < 1 or keep_w < 1 or r0 < 0 or c0 < 0:
+        return x
+    inside = x[:, :keep_h, :keep_w]
+    mode = "reflect" if min(keep_h, keep_w) > 1 else "edge"
+    x[:] = np.pad(inside, ((0, 0), (0, h - keep_h), (0, w - keep_w)), mode=mode)
+    return x
+
+
 def iter_tile_batches(path, bands, windows, scaler: BandScaler, batch_size: int,
                       grid: ModelGrid | None = None):
     """Read and scale tiles, skipping all-nodata ones, and group them in batches.
@@ -372,7 +402,8 @@ def iter_tile_batches(path, bands, windows, scaler: BandScaler, batch_size: int,
 
     Yields:
         ``(windows, batch, valid, n_read)``: the batch's windows, a
-        ``(b, bands, t, t)`` float32 array, its ``(b, t, t)`` bool validity (see
+        ``(b, bands, t, t)`` float32 array (reflected past the scene's edge,
+        :func:`reflect_past_edge`), its ``(b, t, t)`` bool validity (see
         :meth:`Scene.read_valid`), and how many plan windows have been read so
         far (skipped ones included). A final ``([], None, None, n)`` reports
         trailing skipped tiles.
@@ -387,7 +418,8 @@ def iter_tile_batches(path, bands, windows, scaler: BandScaler, batch_size: int,
             n += 1
             if valid.any():
                 wins.append(window)
-                arrs.append(scaler(data, valid))
+                arrs.append(reflect_past_edge(scaler(data, valid), window, scene.width,
+                                              scene.height))
                 masks.append(valid)
             if len(wins) == batch_size:
                 yield wins, np.stack(arrs), np.stack(masks), n

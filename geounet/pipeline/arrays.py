@@ -58,8 +58,9 @@ def predict_array(
     def crop(win: Window) -> np.ndarray:
         r0, c0 = int(win.row_off), int(win.col_off)
         x = scaled[:, r0 : r0 + t, c0 : c0 + t]
-        if x.shape[1:] != (t, t):
-            x = np.pad(x, ((0, 0), (0, t - x.shape[1]), (0, t - x.shape[2])))
+        if x.shape[1:] != (t, t):  # past the edge: reflected, as the pipeline's reader does
+            mode = "reflect" if min(x.shape[1:]) > 1 else "edge"
+            x = np.pad(x, ((0, 0), (0, t - x.shape[1]), (0, t - x.shape[2])), mode=mode)
         return x
 
     def tiles() -> Iterator[tuple[Window, np.ndarray]]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from geounet._alloc import tune_allocator
 from geounet.errors import DeviceError
 from geounet.models.metadata import import_optional
 from geounet.pipeline.tiling import padded_size
@@ -115,6 +116,8 @@ class Predictor:
         torch: Any = import_optional("torch", extra="torch")
 
         self.device = resolve_device(device) if isinstance(device, str) else device
+        if self.device.type == "cpu":  # the API gets the CLI's allocator settings too
+            tune_allocator()
         if precision == "auto":
             precision = auto_precision(self.device)
         if precision == "fp16" and self.device.type == "cpu":

@@ -65,7 +65,7 @@ def test_bundled_model_tilings_equal_one_full_context_pass(bundled, runtime):
     pred = Predictor(bundled.module, True, meta.pad_multiple)
     full = full_context_probs(SAMPLE_SCENE, meta, pred)
     if runtime == "torch":
-        tilings = [(None, None), (256, 2 * c + 16), (384, 2 * c + 48), (768, 2 * c + 16)]
+        tilings = [(None, None), (384, 2 * c + 16), (512, 2 * c + 48), (1024, 2 * c + 16)]
     else:  # the shipped graph takes its own tile size only
         tilings = [(None, None), (None, 2 * c + 48), (None, 2 * c + 112)]
     runs = {}
@@ -145,4 +145,5 @@ def test_onnx_graph_is_the_bundled_one():
     assert bundled_models()["buildings-atlanta"].with_suffix(".onnx").is_file()
 
 
-MAX_DP = {"bundled": 1.0, "smp": 0.02}
+# measured (docs/tiling.md): bundled 0.0013 on the chip, 0.0066 on the synthetic scene; smp 0.0055
+MAX_DP = {"bundled": 0.02, "smp": 0.02}

@@ -1,4 +1,4 @@
-"""Both bundled models on their samples give the outputs pinned before the issue-10 redesign.
+"""Both bundled models on their samples give the pinned outputs (regenerated for issue 13).
 
 The pinned files (``tests/data/golden``, made by ``make_golden.py`` there) hold the
 class raster and the polygons. A class may differ only at a recorded near-tie

@@ -1,10 +1,12 @@
 """Regenerate the pinned outputs of the two bundled models on their samples.
 
 Run from the repository root: ``.venv/bin/python tests/data/golden/make_golden.py``.
-The committed files were made by this script at commit adc929b (before the
-issue-10 redesign) on a 2-vCPU AMD EPYC with AVX-512, torch 2.14.1 on the CPU.
-Regenerate them only for a deliberate change of results, and say so in the
-commit.
+The committed files were made by this script for issue 13 (both bundled models
+retrained with ``align_corners=False``, tiles aligned to the pad multiple and
+blended with the measured context margin), after commit d8f2cd5, on a 2-vCPU
+AMD EPYC with AVX-512, torch 2.14.1 on the CPU (the first set: commit adc929b,
+before the issue-10 redesign). Regenerate them only for a deliberate change of
+results, and say so in the commit.
 
 Files per model (``buildings`` = ``buildings-atlanta`` on the Atlanta chip,
 ``landcover`` = ``landcover-landsat7`` on the Raleigh Landsat scene):
