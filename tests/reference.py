@@ -38,8 +38,8 @@ def reference_predict(scene_path, loaded, tile, overlap, threshold=None):
     data[:, ~valid] = 0
     x = BandScaler(meta.band_mean, meta.band_std)(data, valid)
     c, h, w = x.shape
-    pad = np.zeros((c, h + tile, w + tile), np.float32)
-    pad[:, :h, :w] = x
+    # past the scene's edge the pipeline continues the scene by reflection
+    pad = np.pad(x, ((0, 0), (0, tile), (0, tile)), mode="reflect")
     vpad = np.zeros((h + tile, w + tile), bool)
     vpad[:h, :w] = valid
     plan = plan_tiles(w, h, tile, overlap, meta.pad_multiple, meta.context_px or 0)

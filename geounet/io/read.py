@@ -1,8 +1,8 @@
 """Stage 1 - read: open a scene, choose bands, read scaled windows with masks.
 
-Any raster GDAL/rasterio can open works. Windows are read with rasterio's
-``boundless`` reads when they reach past the scene's edge, so edge tiles come
-back full size and padded. Validity comes from GDAL's mask bands
+Any raster GDAL/rasterio can open works. A window that reaches past the
+scene's edge is read where it overlaps the scene and padded (invalid), so edge
+tiles come back full size. Validity comes from GDAL's mask bands
 (``read_masks``), which honour a nodata value, an alpha band or an internal
 mask alike; a pixel is valid when it is valid in every selected band.
 """
@@ -26,6 +26,7 @@ from geounet.errors import (
     NotARasterError,
 )
 from geounet.geometry import pixel_size_m
+from geounet.io.padding import reflect_past_edge
 from geounet.io.regrid import Grid, ModelGrid, warped
 
 log = logging.getLogger(__name__)
@@ -247,15 +248,16 @@ class Scene:
         if self.grid is not None:
             return self._read_warped(window)
         ds = self.dataset
-        inside = (
-            window.col_off >= 0
-            and window.row_off >= 0
-            and window.col_off + window.width <= ds.width
-            and window.row_off + window.height <= ds.height
-        )
-        kw = {} if inside else {"boundless": True}
-        data = ds.read(self.bands, window=window, out_dtype="float32", **kw)
-        valid = self._validity(window, data, **kw)
+        col, row, w, h = (int(v) for v in window.flatten())
+        c0, r0, c1, r1 = max(0, col), max(0, row), min(ds.width, col + w), min(ds.height, row + h)
+        # the part inside, padded here (rasterio's boundless reads hung GDAL beside a writer)
+        data = np.zeros((len(self.bands), h, w), np.float32)
+        valid = np.zeros((h, w), bool)
+        if c1 > c0 and r1 > r0:
+            inner = Window(c0, r0, c1 - c0, r1 - r0)
+            rows, cols = slice(r0 - row, r1 - row), slice(c0 - col, c1 - col)
+            data[:, rows, cols] = ds.read(self.bands, window=inner, out_dtype="float32")
+            valid[rows, cols] = self._validity(inner, data[:, rows, cols])
         data[:, ~valid] = 0  # also clears NaN values and padding
         return data, valid
 
@@ -292,13 +294,12 @@ class Scene:
         data[:, ~valid] = 0
         return data, valid
 
-    def _validity(self, window: Window, data: np.ndarray | None = None, ds=None,
-                  **kw) -> np.ndarray:
+    def _validity(self, window: Window, data: np.ndarray | None = None, ds=None) -> np.ndarray:
         ds = self.dataset if ds is None else ds
-        valid = np.all(ds.read_masks(self.bands, window=window, **kw) > 0, axis=0)
+        valid = np.all(ds.read_masks(self.bands, window=window) > 0, axis=0)
         if np.issubdtype(np.dtype(ds.dtypes[self.bands[0] - 1]), np.floating):
             if data is None:
-                data = ds.read(self.bands, window=window, **kw)
+                data = ds.read(self.bands, window=window)
             valid &= np.all(np.isfinite(data), axis=0)
         return valid
 
@@ -353,36 +354,6 @@ def band_statistics(data: np.ndarray, valid: np.ndarray) -> tuple[list[float], l
     return sel.mean(axis=1).tolist(), sel.std(axis=1).tolist()
 
 
-def reflect_past_edge(x: np.ndarray, window: Window, width: int, height: int) -> np.ndarray:
-    """Fill the part of a tile past the scene's edge with a reflection of the part inside.
-
-    A tile of an aligned plan may reach a few pixels past the scene's right or
-    bottom edge (and a scene smaller than a tile leaves it short). Those
-    pixels have no data; a constant there is an edge the model never saw in
-    training, and it predicts false objects along it. A reflection (numpy's
-    ``"reflect"``, as the predictors pad tiles to the model's pad multiple)
-    continues the scene instead. Nodata inside the scene is left as it is.
-
-    Args:
-        x: ``(bands, t, t)`` scaled tile.
-        window: Its window (scene pixels).
-        width: Scene width (px).
-        height: Scene height (px).
-
-    Returns:
-        ``x``, filled in place where the window reaches past the scene.
-    """
-    c0, r0 = int(window.col_off), int(window.row_off)
-    h, w = x.shape[1:]
-    keep_h, keep_w = min(h, height - r0), min(w, width - c0)
-    if (keep_h, keep_w) == (h, w) or keep_h < 1 or keep_w < 1 or r0 < 0 or c0 < 0:
-        return x
-    inside = x[:, :keep_h, :keep_w]
-    mode = "reflect" if min(keep_h, keep_w) > 1 else "edge"
-    x[:] = np.pad(inside, ((0, 0), (0, h - keep_h), (0, w - keep_w)), mode=mode)
-    return x
-
-
 def iter_tile_batches(path, bands, windows, scaler: BandScaler, batch_size: int,
                       grid: ModelGrid | None = None):
     """Read and scale tiles, skipping all-nodata ones, and group them in batches.
@@ -401,12 +372,11 @@ def iter_tile_batches(path, bands, windows, scaler: BandScaler, batch_size: int,
             or ``None`` for the scene's own.
 
     Yields:
-        ``(windows, batch, valid, n_read)``: the batch's windows, a
-        ``(b, bands, t, t)`` float32 array (reflected past the scene's edge,
-        :func:`reflect_past_edge`), its ``(b, t, t)`` bool validity (see
-        :meth:`Scene.read_valid`), and how many plan windows have been read so
-        far (skipped ones included). A final ``([], None, None, n)`` reports
-        trailing skipped tiles.
+        ``(windows, batch, valid, n_read)``: the batch's windows, a ``(b, bands, t, t)``
+        float32 array (reflected past the scene's edge, :func:`reflect_past_edge`), its
+        ``(b, t, t)`` bool validity (see :meth:`Scene.read_valid`), and how many plan
+        windows have been read so far (skipped ones included). A final
+        ``([], None, None, n)`` reports trailing skipped tiles.
     """
     with gdal_env(), Scene(path, bands, grid=grid) as scene:
         wins: list = []
@@ -418,8 +388,8 @@ def iter_tile_batches(path, bands, windows, scaler: BandScaler, batch_size: int,
             n += 1
             if valid.any():
                 wins.append(window)
-                arrs.append(reflect_past_edge(scaler(data, valid), window, scene.width,
-                                              scene.height))
+                x = reflect_past_edge(scaler(data, valid), window, scene.width, scene.height)
+                arrs.append(x)
                 masks.append(valid)
             if len(wins) == batch_size:
                 yield wins, np.stack(arrs), np.stack(masks), n

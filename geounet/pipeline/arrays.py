@@ -15,6 +15,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from geounet.config import VectorizeConfig
+from geounet.io.padding import reflect_pad
 from geounet.pipeline.postprocess import finish_polygons
 from geounet.pipeline.predictors import batched
 from geounet.pipeline.shapes import raw_polygons
@@ -59,8 +60,7 @@ def predict_array(
         r0, c0 = int(win.row_off), int(win.col_off)
         x = scaled[:, r0 : r0 + t, c0 : c0 + t]
         if x.shape[1:] != (t, t):  # past the edge: reflected, as the pipeline's reader does
-            mode = "reflect" if min(x.shape[1:]) > 1 else "edge"
-            x = np.pad(x, ((0, 0), (0, t - x.shape[1]), (0, t - x.shape[2])), mode=mode)
+            x = reflect_pad(x, t - x.shape[1], t - x.shape[2])
         return x
 
     def tiles() -> Iterator[tuple[Window, np.ndarray]]:

@@ -5,7 +5,7 @@ overlap_px`` pixels along each axis. The last tile of a row/column is shifted
 back so that it ends on the scene's edge (so no tile hangs outside a scene that
 is at least one tile large, and no pixel is left out). Along an axis shorter
 than one tile the single tile starts at 0 and reaches past the edge; the reader
-pads it with a boundless read.
+pads it (the part inside the scene is read, the rest is padded).
 
 With ``align_px`` (a run passes the model's ``pad_multiple``, ``2**depth`` for a
 U-Net), every offset is a multiple of ``align_px``: the stride is rounded down
