@@ -57,8 +57,10 @@ def work(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def base_params(work):
-    """Parameters every run shares: the model (bundled or tiny) and the CPU device."""
-    return {**model_parameters(work), "DEVICE": "cpu"}
+    """Parameters every run shares: the model (bundled or tiny), the CPU device and 256 px
+    tiles (the bundled model's default of 768 px cuts the sample into 4 tiles; progress and
+    cancel need many)."""
+    return {**model_parameters(work), "DEVICE": "cpu", "TILE_SIZE": 256}
 
 
 @pytest.fixture(scope="module")

@@ -103,7 +103,9 @@ def test_landcover_int8_predicts_close_to_fp32(int8, runtime):
     got = _predict(LANDSAT_SCENE, int8["landcover-landsat7"], runtime)
     diff, agree = _compare(ref, got)
     assert float(diff.max()) <= 0.15  # measured 0.110 (onnxruntime), 0.114 (OpenVINO)
-    assert agree >= 0.92  # measured 0.9369: many pixels are near-ties of two classes
+    # many pixels are near-ties of two classes; measured 0.9369 with geounet 0.1's model,
+    # 0.9200 (onnxruntime) and 0.9199 (OpenVINO) with the model retrained for issue 13
+    assert agree >= 0.9
 
 
 def test_metadata_is_carried_and_the_quantisation_recorded(int8):
@@ -146,7 +148,8 @@ def test_held_out_rows_travel_with_the_int8_graph(int8, tmp_path):
     assert res.mask_out is not None
     got = evaluate(res.mask_out, LANDSAT_LABELS, held_out_of=int8["landcover-landsat7"])
     assert got.classes is not None and got.classes.polygons == 10
-    assert got.classes.overall_accuracy == pytest.approx(0.8279, abs=0.02)  # fp32: 0.8279
+    fp32 = read_metadata(bundled_models()["landcover-landsat7"]).evaluation["overall_accuracy"]
+    assert got.classes.overall_accuracy == pytest.approx(fp32, abs=0.02)
 
 
 def test_calibration_tiles_are_read_and_scaled_as_predict_reads_them():
@@ -231,7 +234,7 @@ def test_bad_inputs_give_the_right_errors(int8, tmp_path):
     with pytest.raises(BandCountError, match="expects 5"):
         quantize_model("landcover-landsat7", SAMPLE_SCENE, out, options=FOUR)
     lc_onnx = bundled_models()["landcover-landsat7"].with_suffix(".onnx")
-    with pytest.raises(TilingError, match="takes tiles of 128 px only"):
+    with pytest.raises(TilingError, match="takes tiles of 256 px only"):
         quantize_model(lc_onnx, LANDSAT_SCENE, out, tile_size_px=96, options=FOUR)
     empty = write_geotiff(tmp_path / "empty.tif", np.zeros((5, 64, 64), "uint16"), nodata=0)
     with pytest.raises(EmptySceneError, match="is nodata"):

@@ -24,7 +24,7 @@ def test_quantize_then_predict_with_the_int8_graph(tmp_path, runner):
              "--tiles", 2, "--per-tensor", "--seed", 3, "-o", out)
     assert r.exit_code == 0, r.output
     assert re.search(r"wrote .*lc-int8\.onnx \(int8 QDQ, int8 per tensor; 2 calibration tiles "
-                     r"of 128 px; on them max \|dp\| 0\.\d{4}, classes agree \d+\.\d{3} %\)",
+                     r"of 256 px; on them max \|dp\| 0\.\d{4}, classes agree \d+\.\d{3} %\)",
                      r.output), r.output
     info = quantization_info(out)
     assert info is not None and info["calibration"]["seed"] == 3

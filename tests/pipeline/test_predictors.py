@@ -27,10 +27,11 @@ def test_prefetch_thread_gives_the_same_result(tmp_path, model_file):
 
 
 # channels_last (on by default) must stay within 1e-3 in probability of NCHW fp32; bf16
-# (opt-in) keeps 8 bits of mantissa: on the bundled model a probability may move by up to 0.15
-# (0.12 measured) while the classes agree on 99.9 % of pixels at the threshold (99.98 % measured).
+# (opt-in) keeps 8 bits of mantissa: on the bundled model a probability may move by up to 0.2
+# (0.12 measured with geounet 0.1's model, 0.18 with the one retrained for issue 13) while the
+# classes agree on 99.9 % of pixels at the threshold (99.98 % measured).
 CHANNELS_LAST_TOL = 1e-3
-BF16_TOL = 0.15
+BF16_TOL = 0.2
 
 
 def test_bf16_and_channels_last_within_tolerance_of_fp32():

@@ -68,9 +68,14 @@ def test_resampled_copies_keep_the_footprint_f1_only_with_auto(tmp_path, native_
     with rasterio.open(mask) as got, rasterio.open(scene) as src:
         assert (got.width, got.height, got.transform, got.crs) == (
             src.width, src.height, src.transform, src.crs)  # back on the scene's grid
-    # measured: native 0.698; 0.3 m: auto 0.625, off 0.032; 0.8 m: auto 0.723, off 0.338
+    # measured with geounet 0.1's model: native 0.698; 0.3 m: auto 0.625, off 0.032; 0.8 m:
+    # auto 0.723, off 0.338. The equivariant model retrained for issue 13 (native 0.705) loses
+    # less at 0.8 m without resampling (off 0.532, auto 0.637)
     assert auto >= 0.8 * native_f1, (gsd_m, auto, native_f1)
-    assert off <= 0.6 * native_f1 and auto - off >= 0.25, (gsd_m, off, auto, native_f1)
+    if gsd_m == 0.3:
+        assert off <= 0.6 * native_f1 and auto - off >= 0.25, (gsd_m, off, auto, native_f1)
+    else:
+        assert auto - off >= 0.05, (gsd_m, off, auto, native_f1)
     # polygons are georeferenced on the model grid: their area_m2 is the ground area
     gdf = result.footprints
     assert np.allclose(gdf.area_m2, gdf.geometry.area, rtol=1e-6)
