@@ -102,7 +102,8 @@ def scene_regions(scene_path: Any, meta: Any, size: int, n: int, seed: int = 0,
     Raises:
         InvalidOptionError: when no region with enough valid pixels is found.
     """
-    from geounet.io.read import Scene, reflect_past_edge
+    from geounet.io.padding import read_scaled
+    from geounet.io.read import Scene
     from geounet.models.foreign_onnx import input_scaler
 
     out = []
@@ -110,10 +111,9 @@ def scene_regions(scene_path: Any, meta: Any, size: int, n: int, seed: int = 0,
         scaler = input_scaler(meta, sc.dataset.dtypes[sc.bands[0] - 1])
         inside = min(1.0, sc.width / size) * min(1.0, sc.height / size)
         for win in region_windows(sc.width, sc.height, size, 4 * n, seed):
-            data, valid = sc.read(win)
+            x, valid = read_scaled(sc, win, scaler)
             if valid.mean() >= 0.5 * inside:
-                out.append((reflect_past_edge(scaler(data, valid), win, sc.width, sc.height),
-                            valid))
+                out.append((x, valid))
             if len(out) == n:
                 break
     if not out:
@@ -202,23 +202,26 @@ def measure_module(module: Any, meta: Any, scene: Any = None, **kw: Any) -> Cont
     Returns:
         The :class:`~geounet.context.ContextMeasure`.
     """
+    return measure_with(_cpu_predictor(module, meta), meta, scene, **kw)
+
+
+def _cpu_predictor(module: Any, meta: Any) -> PredictFn:
+    """The module in eval mode as an fp32, NCHW torch predictor on the CPU."""
     from geounet.pipeline.runtime_torch import Predictor
 
     module.eval()
-    predict = Predictor(module, meta.binary, meta.pad_multiple, "cpu", precision="fp32",
-                        channels_last=False)
-    return measure_with(predict, meta, scene, **kw)
+    return Predictor(module, meta.binary, meta.pad_multiple, "cpu", precision="fp32",
+                     channels_last=False)
 
 
-def measure_trained(module: Any, binary: bool, pad_multiple: int, scaled: np.ndarray,
-                    tile: int, batch_size: int = 4, seed: int = 0, regions: int = 4,
+def measure_trained(module: Any, meta: Any, scaled: np.ndarray, tile: int,
+                    batch_size: int = 4, seed: int = 0, regions: int = 4,
                     scene: str | None = None) -> ContextMeasure | None:
     """Measure a torch module just trained on ``scaled`` (run by ``geounet train``).
 
     Args:
         module: The ``torch.nn.Module`` (on the CPU).
-        binary: One sigmoid channel (True) or a softmax.
-        pad_multiple: The architecture's pad multiple (px).
+        meta: Its metadata (binary or not, pad multiple).
         scaled: ``(bands, h, w)`` float32 scaled training scene.
         tile: Training tile size (px).
         batch_size: Tiles per forward pass.
@@ -229,19 +232,14 @@ def measure_trained(module: Any, binary: bool, pad_multiple: int, scaled: np.nda
     Returns:
         The measure, or ``None`` (logged) when the tile is too small to measure.
     """
-    from geounet.pipeline.runtime_torch import Predictor
-
     try:
-        size = tile + 4 * measure_stride(tile, pad_multiple)
+        size = tile + 4 * measure_stride(tile, meta.pad_multiple)
     except InvalidOptionError as exc:
         log.warning("context not measured: %s", exc)
         return None
-    module.eval()
-    predict: PredictFn = Predictor(module, binary, pad_multiple, "cpu", precision="fp32",
-                                   channels_last=False)
     found = array_regions(scaled, size, regions, seed)
-    return measure_regions(found, predict, tile, pad_multiple, batch_size=batch_size,
-                           scene=scene)
+    return measure_regions(found, _cpu_predictor(module, meta), tile, meta.pad_multiple,
+                           batch_size=batch_size, scene=scene)
 
 
 def full_pass_probs(scene_path: Any, meta: Any, predict: PredictFn,
@@ -264,15 +262,14 @@ def full_pass_probs(scene_path: Any, meta: Any, predict: PredictFn,
     Returns:
         ``(k, height, width)`` float32 probabilities.
     """
-    from geounet.io.read import Scene, reflect_past_edge
+    from geounet.io.padding import read_scaled
+    from geounet.io.read import Scene
     from geounet.models.foreign_onnx import input_scaler
     from geounet.pipeline.tiling import padded_size
 
     with Scene(scene_path, bands, default_bands=meta.bands, n_expected=meta.in_channels) as sc:
         h, w = sc.height, sc.width
         hp, wp = padded_size(h, meta.pad_multiple), padded_size(w, meta.pad_multiple)
-        win = Window(0, 0, wp, hp)
-        data, valid = sc.read(win)
-        x = input_scaler(meta, sc.dataset.dtypes[sc.bands[0] - 1])(data, valid)
-        x = reflect_past_edge(x, win, w, h)
+        scaler = input_scaler(meta, sc.dataset.dtypes[sc.bands[0] - 1])
+        x, _ = read_scaled(sc, Window(0, 0, wp, hp), scaler)
     return np.asarray(predict(x[None]))[0][:, :h, :w]

@@ -43,6 +43,7 @@ from geounet.config import ResampleConfig
 from geounet.errors import EmptySceneError, InvalidOptionError, ModelFileError, TilingError
 from geounet.io.atomic import atomic_path
 from geounet.io.checksum import file_sha256
+from geounet.io.padding import read_scaled
 from geounet.io.read import Scene, gdal_env
 from geounet.models.foreign_onnx import fit_output, input_scaler
 from geounet.models.metadata import METADATA_KEY, ModelMetadata, import_optional
@@ -160,9 +161,9 @@ def calibration_tiles(scene_path: str | os.PathLike, meta: ModelMetadata, tile_p
             scene.use_grid(grid)
         scaler = input_scaler(meta, scene.dataset.dtypes[scene.bands[0] - 1])
         for window in _draw_windows(scene, tile_px, options):
-            data, valid = scene.read(window)
+            x, valid = read_scaled(scene, window, scaler)
             if valid.any():
-                tiles.append(scaler(data, valid))
+                tiles.append(x)
             if len(tiles) == options.n_tiles:
                 break
     if not tiles:

@@ -1,6 +1,13 @@
-"""Filling the part of a tile that reaches past the scene's edge."""
+"""Model input of a window: read, scaled, and filled past the scene's edge.
+
+:func:`read_scaled` is the one way windows become model input, for runs, the
+context measurement, the full-context reference and quantisation calibration.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from rasterio.windows import Window
@@ -44,3 +51,21 @@ def reflect_pad(x: np.ndarray, pad_h: int, pad_w: int) -> np.ndarray:
     if min(x.shape[1:]) > 1:
         return np.pad(x, pad, mode="reflect")
     return np.pad(x, pad, mode="edge")
+
+
+def read_scaled(scene: Any, window: Window,
+                scaler: Callable[[np.ndarray, np.ndarray], np.ndarray]
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Read a window of a scene and turn it into model input.
+
+    Args:
+        scene: An open :class:`~geounet.io.read.Scene`.
+        window: The window (scene pixels; may reach past the edge).
+        scaler: ``(data, valid) -> scaled`` (the model's input scaler).
+
+    Returns:
+        ``(x, valid)``: ``(bands, h, w)`` float32 scaled input, reflected past
+        the scene's edge (:func:`reflect_past_edge`), and ``(h, w)`` bool validity.
+    """
+    data, valid = scene.read(window)
+    return reflect_past_edge(scaler(data, valid), window, scene.width, scene.height), valid

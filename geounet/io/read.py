@@ -26,7 +26,7 @@ from geounet.errors import (
     NotARasterError,
 )
 from geounet.geometry import pixel_size_m
-from geounet.io.padding import reflect_past_edge
+from geounet.io.padding import read_scaled
 from geounet.io.regrid import Grid, ModelGrid, warped
 
 log = logging.getLogger(__name__)
@@ -373,7 +373,7 @@ def iter_tile_batches(path, bands, windows, scaler: BandScaler, batch_size: int,
 
     Yields:
         ``(windows, batch, valid, n_read)``: the batch's windows, a ``(b, bands, t, t)``
-        float32 array (reflected past the scene's edge, :func:`reflect_past_edge`), its
+        float32 array (:func:`~geounet.io.padding.read_scaled`), its
         ``(b, t, t)`` bool validity (see :meth:`Scene.read_valid`), and how many plan
         windows have been read so far (skipped ones included). A final
         ``([], None, None, n)`` reports trailing skipped tiles.
@@ -384,11 +384,10 @@ def iter_tile_batches(path, bands, windows, scaler: BandScaler, batch_size: int,
         masks: list = []
         n = 0
         for window in windows:
-            data, valid = scene.read(window)
+            x, valid = read_scaled(scene, window, scaler)
             n += 1
             if valid.any():
                 wins.append(window)
-                x = reflect_past_edge(scaler(data, valid), window, scene.width, scene.height)
                 arrs.append(x)
                 masks.append(valid)
             if len(wins) == batch_size:

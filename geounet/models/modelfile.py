@@ -327,18 +327,30 @@ def update_metadata(path: str | os.PathLike, output: str | os.PathLike | None = 
         InputNotFoundError: if the file does not exist.
         ModelFileError: for an unknown field or an unreadable file.
     """
-    from safetensors.torch import load_file, save_file
-
     known = {f.name for f in fields(ModelMetadata)}
     unknown = set(changes) - known
     if unknown:
         raise ModelFileError(f"unknown metadata field(s) {sorted(unknown)}; known: {sorted(known)}")
     meta = replace(read_safetensors_metadata(path), **changes)
-    tensors = load_file(str(path))
     out = Path(output or path)
     with atomic_path(out, overwrite=True) as tmp:
-        save_file(tensors, str(tmp), metadata={METADATA_KEY: meta.to_json()})
+        _copy_with_metadata(Path(path), "safetensors", tmp, meta)
     return out
+
+
+def _copy_with_metadata(src: Path, fmt: str, dst: Path, meta: ModelMetadata) -> None:
+    """Write ``src``'s weights (``.safetensors``) or graph (``.onnx``) to ``dst`` with ``meta``."""
+    if fmt == "onnx":
+        import shutil
+
+        from geounet.models.onnx_metadata import onnx_source_sha256, write_onnx_metadata
+
+        shutil.copyfile(src, dst)
+        write_onnx_metadata(dst, meta, meta.tile_size_px, onnx_source_sha256(src))
+    else:
+        from safetensors.numpy import load_file, save_file
+
+        save_file(load_file(str(src)), str(dst), metadata={METADATA_KEY: meta.to_json()})
 
 
 def save_metadata(loaded: LoadedModel, output: str | os.PathLike, meta: ModelMetadata,
@@ -363,15 +375,5 @@ def save_metadata(loaded: LoadedModel, output: str | os.PathLike, meta: ModelMet
         raise ModelFileError(f"output {str(out)!r}: a copy of {src.name!r} must have the "
                              f"suffix {src.suffix!r}; pass e.g. -o {out.with_suffix(src.suffix)}")
     with atomic_path(out, overwrite=overwrite) as tmp:
-        if loaded.format == "onnx":
-            import shutil
-
-            from geounet.models.onnx_metadata import onnx_source_sha256, write_onnx_metadata
-
-            shutil.copyfile(src, tmp)
-            write_onnx_metadata(tmp, meta, meta.tile_size_px, onnx_source_sha256(src))
-        else:
-            from safetensors.numpy import load_file, save_file
-
-            save_file(load_file(str(src)), str(tmp), metadata={METADATA_KEY: meta.to_json()})
+        _copy_with_metadata(src, loaded.format, tmp, meta)
     return out

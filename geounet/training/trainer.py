@@ -72,7 +72,6 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.best_state: dict[str, Any] | None = None
         self.best_score, self.best_epoch, self.pad_multiple, self.step = -1.0, 0, 32, 0
-        self.arch_args: dict[str, Any] = dict(self.config.arch_args)
 
     @property
     def total_steps(self) -> int:
@@ -113,10 +112,6 @@ class Trainer:
         self.model = build_model(cfg.arch, len(data.bands), data.out_channels,
                                  **cfg.arch_args).to(self.device)
         self.pad_multiple = int(getattr(self.model, "pad_multiple", 32))
-        # record options whose default may change, so the file keeps its behaviour
-        self.arch_args = dict(cfg.arch_args)
-        if getattr(self.model, "align_corners", None) is not None:
-            self.arch_args["align_corners"] = bool(self.model.align_corners)
         if cfg.tile_size_px % self.pad_multiple:
             raise InvalidOptionError(
                 f"training tile size {cfg.tile_size_px} px is not a multiple of "
@@ -281,7 +276,7 @@ class Trainer:
             "torch": torch.__version__, "seconds": round(seconds, 1),
         }
         return ModelMetadata(
-            name=cfg.name, architecture=cfg.arch, arch_args=dict(self.arch_args),
+            name=cfg.name, architecture=cfg.arch, arch_args=dict(cfg.arch_args),
             bands=list(data.bands), band_names=cfg.band_names or [f"band{b}" for b in data.bands],
             band_mean=[float(v) for v in data.band_mean],
             band_std=[float(v) for v in data.band_std],
@@ -307,8 +302,7 @@ class Trainer:
         self.model.load_state_dict(self.best_state)
         self.model.to("cpu")
         meta = self.metadata(scene, labels, time.perf_counter() - t_start)
-        measure = measure_trained(self.model, self.data.binary, self.pad_multiple,
-                                  self.data.scaled, self.config.tile_size_px,
+        measure = measure_trained(self.model, meta, self.data.scaled, self.config.tile_size_px,
                                   self.config.batch_size, self.config.seed,
                                   scene=os.path.basename(str(scene)))
         if measure is not None:
