@@ -138,7 +138,7 @@ def read_label_polygons(labels_path: str | os.PathLike, crs: Any) -> Any:
 
     Args:
         labels_path: Vector file, any CRS.
-        crs: Target CRS.
+        crs: Target CRS (``None``: the file's).
 
     Returns:
         GeoDataFrame of the non-empty geometries in ``crs`` with an int column
@@ -162,7 +162,9 @@ def read_label_polygons(labels_path: str | os.PathLike, crs: Any) -> Any:
         )
     gdf = gdf.reset_index(drop=True)
     gdf["row"] = np.arange(len(gdf))
-    gdf = gdf[~gdf.geometry.is_empty & gdf.geometry.notna()].to_crs(crs)
+    gdf = gdf[~gdf.geometry.is_empty & gdf.geometry.notna()]
+    if crs is not None:
+        gdf = gdf.to_crs(crs)
     if gdf.empty:
         raise LabelError(f"labels {str(labels_path)!r} hold no geometries")
     return gdf

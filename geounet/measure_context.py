@@ -1,8 +1,8 @@
-"""Measure a model's context on a scene, a training array or synthetic regions.
+"""Measure a model's context on a scene or synthetic regions.
 
 The regions :func:`geounet.context.measure_regions` compares tiles on, read
-from a real scene as ``geounet predict`` reads it (:func:`scene_regions`), cut
-from a training scene in memory (:func:`array_regions`) or, for a model that
+from a real scene as ``geounet predict`` reads it (:func:`scene_regions`; a
+training scene on its training grid, :func:`open_scene_regions`) or, for a model that
 comes without a scene, seeded smooth noise (:func:`synthetic_regions`);
 :func:`measure_context` runs a model file on them.
 """
@@ -31,32 +31,6 @@ def region_windows(width: int, height: int, size: int, n: int, seed: int) -> lis
     cols = rng.integers(0, max(1, width - size + 1), n)
     rows = rng.integers(0, max(1, height - size + 1), n)
     return [Window(int(c), int(r), size, size) for c, r in zip(cols, rows, strict=True)]
-
-
-def array_regions(scaled: np.ndarray, size: int, n: int,
-                  seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``n`` seeded regions of an in-memory scaled scene (a training scene).
-
-    Args:
-        scaled: ``(bands, h, w)`` float32 scaled input.
-        size: Region size (px); a smaller scene is padded with 0 (not valid).
-        n: Number of regions.
-        seed: Seed of the positions.
-
-    Returns:
-        ``(scaled (bands, size, size) float32, valid (size, size) bool)`` pairs.
-    """
-    bands, h, w = scaled.shape
-    out = []
-    for win in region_windows(w, h, size, 4 * n, seed)[:n]:  # as scene_regions draws them
-        r, c = int(win.row_off), int(win.col_off)
-        x = np.zeros((bands, size, size), np.float32)
-        valid = np.zeros((size, size), bool)
-        crop = scaled[:, r:r + size, c:c + size]
-        x[:, :crop.shape[1], :crop.shape[2]] = crop
-        valid[:crop.shape[1], :crop.shape[2]] = True
-        out.append((x, valid))
-    return out
 
 
 def synthetic_regions(bands: int, size: int, n: int, seed: int = 0,
@@ -102,23 +76,44 @@ def scene_regions(scene_path: Any, meta: Any, size: int, n: int, seed: int = 0,
     Raises:
         InvalidOptionError: when no region with enough valid pixels is found.
     """
-    from geounet.io.padding import read_scaled
     from geounet.io.read import Scene
     from geounet.models.foreign_onnx import input_scaler
 
-    out = []
     with Scene(scene_path, bands, default_bands=meta.bands, n_expected=meta.in_channels) as sc:
         scaler = input_scaler(meta, sc.dataset.dtypes[sc.bands[0] - 1])
-        inside = min(1.0, sc.width / size) * min(1.0, sc.height / size)
-        for win in region_windows(sc.width, sc.height, size, 4 * n, seed):
-            x, valid = read_scaled(sc, win, scaler)
-            if valid.mean() >= 0.5 * inside:
-                out.append((x, valid))
-            if len(out) == n:
-                break
+        return open_scene_regions(sc, scaler, size, n, seed)
+
+
+def open_scene_regions(sc: Any, scaler: Any, size: int, n: int,
+                       seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``n`` seeded regions of an open scene (see :func:`scene_regions`).
+
+    Args:
+        sc: An open :class:`~geounet.io.read.Scene` (on the grid to measure on).
+        scaler: ``(data, valid) -> scaled``, the model's input scaler.
+        size: Region size (px).
+        n: Number of regions (up to ``4 n`` tries).
+        seed: Seed of the positions.
+
+    Returns:
+        ``(scaled (bands, size, size) float32, valid (size, size) bool)`` pairs.
+
+    Raises:
+        InvalidOptionError: when no region with enough valid pixels is found.
+    """
+    from geounet.io.padding import read_scaled
+
+    out = []
+    inside = min(1.0, sc.width / size) * min(1.0, sc.height / size)
+    for win in region_windows(sc.width, sc.height, size, 4 * n, seed):
+        x, valid = read_scaled(sc, win, scaler)
+        if valid.mean() >= 0.5 * inside:
+            out.append((x, valid))
+        if len(out) == n:
+            break
     if not out:
         raise InvalidOptionError(
-            f"scene {str(scene_path)!r} has no {size} px window with half its pixels valid to "
+            f"scene {sc.path!r} has no {size} px window with half its pixels valid to "
             "measure the model's context on; pass another scene")
     return out
 
@@ -214,20 +209,21 @@ def _cpu_predictor(module: Any, meta: Any) -> PredictFn:
                      channels_last=False)
 
 
-def measure_trained(module: Any, meta: Any, scaled: np.ndarray, tile: int,
+def measure_trained(module: Any, meta: Any, scene: Any, scaler: Any, tile: int,
                     batch_size: int = 4, seed: int = 0, regions: int = 4,
-                    scene: str | None = None) -> ContextMeasure | None:
-    """Measure a torch module just trained on ``scaled`` (run by ``geounet train``).
+                    name: str | None = None) -> ContextMeasure | None:
+    """Measure a torch module just trained (run by ``geounet train``).
 
     Args:
         module: The ``torch.nn.Module`` (on the CPU).
         meta: Its metadata (binary or not, pad multiple).
-        scaled: ``(bands, h, w)`` float32 scaled training scene.
+        scene: An open training :class:`~geounet.io.read.Scene`, on the training grid.
+        scaler: The model's input scaler.
         tile: Training tile size (px).
         batch_size: Tiles per forward pass.
         seed: Seed of the region positions.
         regions: Regions to measure.
-        scene: Scene name for the record.
+        name: Scene name for the record.
 
     Returns:
         The measure, or ``None`` (logged) when the tile is too small to measure.
@@ -237,9 +233,9 @@ def measure_trained(module: Any, meta: Any, scaled: np.ndarray, tile: int,
     except InvalidOptionError as exc:
         log.warning("context not measured: %s", exc)
         return None
-    found = array_regions(scaled, size, regions, seed)
+    found = open_scene_regions(scene, scaler, size, regions, seed)
     return measure_regions(found, _cpu_predictor(module, meta), tile, meta.pad_multiple,
-                           batch_size=batch_size, scene=scene)
+                           batch_size=batch_size, scene=name)
 
 
 def full_pass_probs(scene_path: Any, meta: Any, predict: PredictFn,

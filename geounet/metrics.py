@@ -277,8 +277,25 @@ def iou_from_labels(pred: np.ndarray, truth: np.ndarray, n_classes: int,
         The IoU in [0, 1].
     """
     sel = truth != CLASS_NODATA
-    names = [str(c) for c in range(n_classes)]
-    m = class_metrics(confusion_matrix(pred[sel], truth[sel], n_classes), names)
+    return iou_from_confusion(confusion_matrix(pred[sel], truth[sel], n_classes), background)
+
+
+def iou_from_confusion(cm: np.ndarray, background: int | None = 0) -> float:
+    """Foreground IoU (two classes with background 0) or mean IoU of a confusion matrix.
+
+    The mean IoU is over the classes present in the truth, as
+    :func:`class_metrics` computes it; summing the matrices of several
+    windows first scores them as one.
+
+    Args:
+        cm: ``(k, k)`` int confusion matrix, rows true (:func:`confusion_matrix`).
+        background: Background class id, or ``None`` (no background class).
+
+    Returns:
+        The IoU in [0, 1].
+    """
+    n_classes = cm.shape[0]
+    m = class_metrics(cm, [str(c) for c in range(n_classes)])
     if n_classes == 2 and background == 0:
         return m.per_class["1"]["iou"] or 0.0
     return m.mean_iou

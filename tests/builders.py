@@ -171,3 +171,34 @@ def check_frame(out, like):
     metric, factor = metric_geometries(out) if len(out) else (None, 1.0)
     if len(out):
         np.testing.assert_allclose(out["area_m2"], metric.area * factor**2, rtol=1e-6)
+
+
+def scene_row(tmp_path, n=3, seed=0, width=256, height=128, coarse=None):
+    """``n`` synthetic scenes side by side (each ``width`` x ``height`` px at 1 m) and one
+    label file covering them all, as a city cut into tiles.
+
+    ``coarse``: index of a scene written at 2 m instead (half the pixels, averaged),
+    to exercise resampling to the training GSD. Returns ``(scenes, labels)``.
+    """
+    rng = np.random.default_rng(seed)
+    img = rng.normal(300, 40, (height, width * n))
+    boxes = []
+    for _ in range(10 * n):
+        r, c = int(rng.integers(4, height - 20)), int(rng.integers(4, width * n - 20))
+        s = int(rng.integers(8, 16))
+        img[r : r + s, c : c + s] = rng.normal(900, 40)
+        boxes.append(shapely.box(500000 + c, 4000000 - r - s, 500000 + c + s, 4000000 - r))
+    img = img.clip(0, 2000)
+    scenes = []
+    for k in range(n):
+        part = img[:, k * width:(k + 1) * width]
+        t = Affine(1, 0, 500000 + k * width, 0, -1, 4000000)
+        if k == coarse:
+            part = part.reshape(height // 2, 2, width // 2, 2).mean(axis=(1, 3))
+            t = Affine(2, 0, 500000 + k * width, 0, -2, 4000000)
+        scenes.append(write_geotiff(tmp_path / f"tile{k}.tif", part.astype(np.uint16),
+                                    transform=t))
+    labels = tmp_path / "city.gpkg"
+    gpd.GeoDataFrame({"kind": ["a", "b"] * (len(boxes) // 2)}, geometry=boxes,
+                     crs="EPSG:32616").to_file(labels)
+    return scenes, labels

@@ -26,9 +26,11 @@ from __future__ import annotations
 
 from geounet._deprecated import moved_to
 from geounet.training.config import TrainConfig, TrainResult
+from geounet.training.dataset import SceneSpec, pairs, read_dataset_csv
 from geounet.training.trainer import Trainer, train
 
-__all__ = ["TrainConfig", "TrainResult", "Trainer", "train"]
+__all__ = ["SceneSpec", "TrainConfig", "TrainResult", "Trainer", "pairs", "read_dataset_csv",
+           "train"]
 
 __getattr__ = moved_to(__name__, {
     "IGNORE": "geounet.constants:CLASS_NODATA",

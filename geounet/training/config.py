@@ -58,6 +58,32 @@ class TrainConfig:
         class_weighting: ``"none"`` or ``"balanced"``: cross-entropy weights
             proportional to the inverse pixel frequency of each class among
             the training labels (multi-class models).
+        augment: Augmentation of the training tiles
+            (:func:`geounet.training.augment.parse_augment`): ``none``,
+            ``flips`` (90-degree rotations and flips), ``full`` (also per-band
+            brightness, contrast and gamma, blur, noise and scale jitter), or
+            a comma list of groups.
+        workers: Worker processes reading the training windows (0: read in
+            the training process); ``None``: ``min(4, CPUs - 1)``.
+        init: Start from this model's weights (a bundled name, a geounet
+            model file, or anything ``geounet import`` reads), or ``None``.
+            Its architecture, band statistics (see ``init_band_stats``),
+            GSD and pad multiple are kept; classes are matched by name
+            (:func:`geounet.training.finetune.adapt_classes`).
+        init_band_stats: ``"keep"`` the starting model's band statistics, or
+            ``"recompute"`` them on the new scenes.
+        freeze_encoder_epochs: Train only the decoder for this many first
+            epochs (fine-tuning), then everything.
+        gsd_m: Training GSD in m/px when there is no starting model
+            (``None``: the first training scene's); other scenes are read at it.
+        mixed_precision: ``"auto"`` (CUDA: autocast to bfloat16, or float16
+            with a gradient scaler, where bfloat16 is not supported; CPU:
+            float32) or ``"off"``.
+        channels_last: ``"auto"`` (CUDA: channels-last memory format), ``"on"``, ``"off"``.
+        compile: Compile the model with ``torch.compile``.
+        log_dir: Folder of the checkpoints and records (``None``: the model
+            file's name without suffix, plus ``.train``).
+        tensorboard: Write TensorBoard events when the package is installed.
 
     Raises:
         InvalidOptionError: for an option out of range, not understood, or in
@@ -87,6 +113,17 @@ class TrainConfig:
     class_map: dict[str, str] | None = None
     val_polygons: float | None = None
     class_weighting: str = "none"
+    augment: str = "flips"
+    workers: int | None = None
+    init: str | None = None
+    init_band_stats: str = "keep"
+    freeze_encoder_epochs: int = 0
+    gsd_m: float | None = None
+    mixed_precision: str = "auto"
+    channels_last: str = "auto"
+    compile: bool = False
+    log_dir: str | None = None
+    tensorboard: bool = True
 
     def __post_init__(self) -> None:
         _ = self.label_spec  # LabelSpec checks ``unlabelled``
@@ -118,6 +155,14 @@ class TrainConfig:
                 raise InvalidOptionError(f"{attr} {getattr(self, attr)} must be 1 or more")
         if self.lr <= 0:
             raise InvalidOptionError(f"learning rate {self.lr} must be positive, e.g. --lr 1e-3")
+        for attr, choices in (("init_band_stats", ("keep", "recompute")),
+                              ("mixed_precision", ("auto", "off")),
+                              ("channels_last", ("auto", "on", "off"))):
+            if getattr(self, attr) not in choices:
+                raise InvalidOptionError(f"{attr} {getattr(self, attr)!r} must be one of "
+                                         f"{', '.join(choices)}")
+        if self.freeze_encoder_epochs < 0 or (self.workers is not None and self.workers < 0):
+            raise InvalidOptionError("freeze_encoder_epochs and workers must be 0 or more")
         if self.tile_size_px < 32:
             raise InvalidOptionError(f"training tile size {self.tile_size_px} px must be >= 32")
 
@@ -142,6 +187,7 @@ class TrainResult:
             several classes); ``None`` without a validation region.
         history: Per-epoch ``{"epoch", "loss", "val_iou"}``.
         seconds: Wall time in seconds.
+        log_dir: Folder of the checkpoint and records.
     """
 
     path: Path
@@ -149,3 +195,4 @@ class TrainResult:
     val_iou: float | None
     history: list[dict[str, Any]]
     seconds: float
+    log_dir: Path | None = None

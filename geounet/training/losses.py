@@ -31,6 +31,12 @@ def balanced_class_weights(labels: np.ndarray, classes: list[str]) -> np.ndarray
         ``(len(classes),)`` float64 weights.
     """
     counts = np.bincount(labels[labels != CLASS_NODATA], minlength=len(classes))
+    return weights_from_counts(counts, classes)
+
+
+def weights_from_counts(counts: np.ndarray, classes: list[str]) -> np.ndarray:
+    """:func:`balanced_class_weights` from ``(k,)`` int pixel counts per class."""
+    counts = np.asarray(counts)
     freq = counts / max(1, counts.sum())
     w = np.where(counts > 0, 1.0 / np.maximum(freq, 1e-12), 0.0)
     w = w / w[counts > 0].mean()

@@ -1,11 +1,17 @@
 """The training loop, one method per phase (as torchgeo's ``SemanticSegmentationTask``).
 
 :meth:`Trainer.fit` runs :meth:`~Trainer.prepare_data` (:mod:`geounet.training.data`),
-:meth:`~Trainer.configure_model`, :meth:`~Trainer.configure_loss`,
-:meth:`~Trainer.configure_optimizers` (Adam, Kingma and Ba 2015; optional cosine schedule),
-then per epoch :meth:`~Trainer.train_epoch` (:mod:`~geounet.training.sampling`,
-:mod:`~geounet.training.losses`), :meth:`~Trainer.validate` (same tiling and blending as
-``geounet predict``) and :meth:`~Trainer.checkpoint`, and finally :meth:`~Trainer.save`.
+:meth:`~Trainer.configure_model` (built, or from ``--init``,
+:mod:`geounet.training.finetune`), :meth:`~Trainer.configure_loss`,
+:meth:`~Trainer.configure_optimizers` (Adam, Kingma and Ba 2015; optional cosine
+schedule), then per epoch :meth:`~Trainer.train_epoch` (windows read from disk,
+:mod:`~geounet.training.windows`; augmented on the device,
+:mod:`~geounet.training.augment`; :mod:`~geounet.training.losses`),
+:meth:`~Trainer.validate` (same tiling and blending as ``geounet predict``,
+:mod:`~geounet.training.validation`) and :meth:`~Trainer.checkpoint`
+(:mod:`~geounet.training.checkpoint`, :mod:`~geounet.training.records`), and
+finally :meth:`~Trainer.save`. Under ``torchrun`` it is data-parallel
+(:mod:`~geounet.training.ddp`).
 """
 
 from __future__ import annotations
@@ -14,35 +20,29 @@ import copy
 import logging
 import os
 import time
-from dataclasses import asdict, replace
-from pathlib import Path
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
-from geounet.constants import CLASS_NODATA
-from geounet.context import context_metadata
 from geounet.errors import InvalidOptionError
 from geounet.io.atomic import check_output
-from geounet.io.checksum import file_sha256
-from geounet.measure_context import measure_trained
-from geounet.metrics import iou_from_labels
-from geounet.models.metadata import ModelMetadata, default_colors, import_optional
-from geounet.models.modelfile import save_model
-from geounet.models.registry import build_model
-from geounet.pipeline.arrays import predict_array
-from geounet.pipeline.predictors import Predictor, resolve_device
+from geounet.metrics import iou_from_confusion
+from geounet.models.metadata import import_optional
 from geounet.progress import NullProgress, Progress, check_cancelled
+from geounet.training import ddp
 from geounet.training.config import TrainConfig, TrainResult
-from geounet.training.data import TrainingData, prepare_data
-from geounet.training.losses import balanced_class_weights, segmentation_loss
-from geounet.training.sampling import sample_batch
+from geounet.training.data import TrainingData, class_pixel_counts, prepare_data
+from geounet.training.dataset import SceneSpec, pairs
+from geounet.training.losses import segmentation_loss, weights_from_counts
+from geounet.training.model_setup import ModelSetup
+from geounet.training.output import save_trained
 
 log = logging.getLogger(__name__)
 
 
 class Trainer:
-    """Trains a segmentation model on one scene and its label polygons.
+    """Trains a segmentation model on scenes and their label polygons.
 
     Args:
         config: Training options (default :class:`TrainConfig`).
@@ -51,9 +51,10 @@ class Trainer:
     Attributes:
         config: The options.
         data: The :class:`~geounet.training.data.TrainingData` (from :meth:`prepare_data`).
-        model: The ``torch.nn.Module`` (from :meth:`configure_model`).
+        model: The ``torch.nn.Module`` (from :meth:`configure_model`; DDP-wrapped
+            under ``torchrun``).
         history: Per-epoch ``{"epoch", "loss", "val_iou"}``.
-        best_epoch: 1-based epoch of the checkpoint kept so far.
+        best_epoch: 1-based epoch of the weights kept so far.
     """
 
     data: TrainingData
@@ -63,41 +64,53 @@ class Trainer:
         import_optional("torch", extra="torch")  # training needs torch: say so first
         self.config = config or TrainConfig()
         self.progress = progress or NullProgress()
-        self.rng = np.random.default_rng(self.config.seed)
+        self.env = ddp.from_environment()
+        self.setup = ModelSetup(self.config)
         self.model: Any = None
-        self.device: Any = None
         self.class_weight: Any = None
         self.optimizer: Any = None
         self.scheduler: Any = None
         self.history: list[dict[str, Any]] = []
         self.best_state: dict[str, Any] | None = None
-        self.best_score, self.best_epoch, self.pad_multiple, self.step = -1.0, 0, 32, 0
+        self.best_score, self.best_epoch, self.step, self.epoch = -1.0, 0, 0, 0
 
     @property
     def total_steps(self) -> int:
         """Optimiser steps of the whole run (epochs x steps per epoch)."""
         return self.config.epochs * self.config.steps_per_epoch
 
-    def prepare_data(self, scene: str | os.PathLike, labels: str | os.PathLike) -> TrainingData:
-        """Read the scene and labels and split them (:func:`~geounet.training.data.prepare_data`).
+    @property
+    def pad_multiple(self) -> int:
+        """The model's pad multiple (px)."""
+        return self.setup.pad_multiple
+
+    def prepare_data(self, dataset: list[SceneSpec] | str | os.PathLike,
+                     labels: str | os.PathLike | None = None) -> TrainingData:
+        """Prepare the scenes (:func:`~geounet.training.data.prepare_data`).
 
         Args:
-            scene: Raster with a CRS.
-            labels: Label polygons (any CRS).
+            dataset: The scenes, or one scene path with ``labels``.
+            labels: Label polygons of a single scene.
 
         Returns:
             The training data, also kept as :attr:`data`.
 
         Raises:
-            EmptySceneError: if every pixel is nodata.
+            EmptySceneError: if every training pixel is nodata.
             LabelError: for unusable labels.
             RegionError: for a bad validation region.
         """
-        self.data = prepare_data(scene, labels, self.config)
+        if not isinstance(dataset, list):
+            dataset = pairs([str(dataset), str(labels)])
+        init = self.setup.load_init()
+        self.data = prepare_data(dataset, self.config, init.gsd_m if init else None,
+                                 bands=init.bands if init and not self.config.bands else None)
+        if init is not None:
+            self.setup.init_statistics(self.data)
         return self.data
 
     def configure_model(self) -> Any:
-        """Build the architecture on the device.
+        """Build the architecture (or adapt the starting model) on the device.
 
         Returns:
             The ``torch.nn.Module``, also kept as :attr:`model`.
@@ -107,17 +120,7 @@ class Trainer:
                 architecture needs.
             DeviceError: for an unavailable device.
         """
-        cfg, data = self.config, self.data
-        self.device = resolve_device(cfg.device)
-        self.model = build_model(cfg.arch, len(data.bands), data.out_channels,
-                                 **cfg.arch_args).to(self.device)
-        self.pad_multiple = int(getattr(self.model, "pad_multiple", 32))
-        if cfg.tile_size_px % self.pad_multiple:
-            raise InvalidOptionError(
-                f"training tile size {cfg.tile_size_px} px is not a multiple of "
-                f"{self.pad_multiple}, which architecture {cfg.arch!r} needs; pass e.g. "
-                f"--tile-size {-(-cfg.tile_size_px // self.pad_multiple) * self.pad_multiple}"
-            )
+        self.model = self.setup.build(self.data, self.env)
         return self.model
 
     def configure_loss(self) -> Any:
@@ -135,8 +138,8 @@ class Trainer:
             log.warning("class weighting 'balanced' applies to multi-class models; this one is "
                         "binary (BCE + Dice), so it is not weighted")
         if not data.binary and balanced:
-            w = balanced_class_weights(data.train_labels, data.classes)
-            self.class_weight = torch.tensor(w, dtype=torch.float32, device=self.device)
+            w = weights_from_counts(class_pixel_counts(data), data.classes)
+            self.class_weight = torch.tensor(w, dtype=torch.float32, device=self.setup.device)
         return self.class_weight
 
     def configure_optimizers(self) -> tuple[Any, Any]:
@@ -153,13 +156,21 @@ class Trainer:
             if self.config.lr_schedule == "cosine" else None)
         return self.optimizer, self.scheduler
 
-    def training_step(self, x: np.ndarray, y: np.ndarray) -> float | None:
+    def configure_batches(self, output: str | os.PathLike) -> None:
+        """Make the window loader, the augmentation and the log folder (beside ``output``).
+
+        Args:
+            output: The model file the run writes (names the default log folder).
+        """
+        self.setup.start(self.data, self.env, output)
+
+    def training_step(self, x: Any, y: Any) -> float | None:
         """One optimiser step on a batch.
 
         A batch without labelled pixels makes no update but is a step of the schedule.
 
         Args:
-            x: ``(b, c, t, t)`` float32 scaled tiles.
+            x: ``(b, c, t, t)`` float32 scaled tiles (numpy or torch).
             y: ``(b, t, t)`` int64 class ids (``CLASS_NODATA``: not trained on).
 
         Returns:
@@ -168,16 +179,14 @@ class Trainer:
         Raises:
             CancelledError: if the progress reporter asks to stop.
         """
-        import torch
-
-        xb = torch.from_numpy(x).to(self.device)
-        yb = torch.from_numpy(y).to(self.device)
-        logits = self.model(xb)
-        loss = segmentation_loss(logits, yb, self.data.binary, self.class_weight)
+        xb, yb = self.setup.to_device(x, y)
+        xb, yb = self.setup.augment(xb, yb)
+        with self.setup.autocast():
+            logits = self.model(xb)
+        loss = segmentation_loss(logits.float(), yb, self.data.binary, self.class_weight)
         if loss is not None:
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
+            self.setup.backward_step(loss, self.optimizer)
         if self.scheduler is not None:
             self.scheduler.step()
         self.step += 1
@@ -188,48 +197,40 @@ class Trainer:
         return float(loss.detach())
 
     def train_epoch(self) -> float:
-        """Run one epoch of ``steps_per_epoch`` steps.
+        """Run one epoch of ``steps_per_epoch`` steps (epoch :attr:`epoch` + 1).
 
         Returns:
-            The mean loss of the steps with labels (NaN when none had).
+            The mean loss of the steps with labels (NaN when none had), over all ranks.
         """
-        cfg, data = self.config, self.data
+        self.epoch += 1
         self.model.train()
-        losses = []
-        for _ in range(cfg.steps_per_epoch):
-            x, y = sample_batch(self.rng, data.scaled, data.train_labels, cfg.tile_size_px,
-                                cfg.batch_size, data.val_window)
-            loss = self.training_step(x, y)
-            if loss is not None:
-                losses.append(loss)
-        return float(np.mean(losses)) if losses else float("nan")
+        self.setup.freeze_for_epoch(self.epoch)
+        losses = [v for x, y in self.setup.batches(self.epoch)
+                  if (v := self.training_step(x, y)) is not None]
+        total, count = ddp.mean_over_ranks([float(np.sum(losses)), float(len(losses))],
+                                           self.env)
+        return total / count if count else float("nan")
 
     def validate(self) -> float | None:
         """Predict the validation pixels (plus ``overlap_px`` context) and score them.
 
         Returns:
-            Foreground IoU (binary) or mean IoU (several classes), or ``None``
-            without validation truth.
+            Foreground IoU (binary) or mean IoU (several classes) of every held-out
+            pixel together, or ``None`` without validation truth (and on ranks > 0).
         """
-        cfg, data = self.config, self.data
-        if not data.has_validation:
-            return None
-        self.model.eval()
-        predictor = Predictor(self.model, data.binary, self.pad_multiple, self.device,
-                              precision="fp32", channels_last=False)
-        height, width = data.val_labels.shape
-        rows, cols = np.nonzero(data.val_labels != CLASS_NODATA)
-        m = cfg.overlap_px
-        r0, c0 = max(0, int(rows.min()) - m), max(0, int(cols.min()) - m)
-        r1, c1 = min(height, int(rows.max()) + 1 + m), min(width, int(cols.max()) + 1 + m)
-        probs = predict_array(predictor, data.scaled[:, r0:r1, c0:c1], data.out_channels,
-                              cfg.tile_size_px, cfg.overlap_px, cfg.batch_size)
-        pred = (probs[0] >= cfg.threshold) if data.binary else probs.argmax(0)
-        return iou_from_labels(pred, data.val_labels[r0:r1, c0:c1], len(data.classes),
-                               background=data.spec.background_class)
+        from geounet.training.validation import validation_confusion
 
-    def checkpoint(self, epoch: int, loss: float, val_iou: float | None) -> None:
-        """Record an epoch; keep its weights if its score is the best so far.
+        if not self.data.has_validation or not self.env.main:
+            return None
+        cm = validation_confusion(self.setup.predictor(), self.data.scenes,
+                                  self.setup.validation_setup(self.data))
+        if cm is None:
+            return None
+        return iou_from_confusion(cm, self.data.spec.background_class)
+
+    def checkpoint(self, epoch: int, loss: float, val_iou: float | None,
+                   seconds: float = 0.0) -> None:
+        """Record an epoch; keep its weights if its score is the best so far; save the state.
 
         The score is the validation IoU, else the negative loss (``keep="last"``: the epoch).
 
@@ -237,6 +238,7 @@ class Trainer:
             epoch: 1-based epoch.
             loss: Its mean training loss.
             val_iou: Its validation IoU, or ``None``.
+            seconds: Its wall time (records only).
         """
         self.history.append({"epoch": epoch, "loss": loss, "val_iou": val_iou})
         log.info("epoch %d/%d loss %.4f val IoU %s", epoch, self.config.epochs, loss,
@@ -244,87 +246,73 @@ class Trainer:
         score = val_iou if val_iou is not None else -loss
         if self.config.keep == "last":
             score = epoch
-        if self.best_state is None or score > self.best_score:
+        if self.env.main and (self.best_state is None or score > self.best_score):
             self.best_score, self.best_epoch = score, epoch
             self.best_state = copy.deepcopy(
-                {k: v.detach().cpu() for k, v in self.model.state_dict().items()})
+                {k: v.detach().cpu() for k, v in ddp.unwrap(self.model).state_dict().items()})
+        if self.env.main:
+            self.setup.record_epoch(self, seconds)
 
-    def metadata(self, scene: str | os.PathLike, labels: str | os.PathLike,
-                 seconds: float) -> ModelMetadata:
-        """The model file's metadata, with the training record.
-
-        Args:
-            scene: The training scene (named and hashed).
-            labels: The label file (named and hashed).
-            seconds: Wall time so far, in seconds.
-
-        Returns:
-            The :class:`~geounet.models.metadata.ModelMetadata`.
-        """
+    def state(self) -> dict[str, Any]:
+        """Everything a resumed run needs (see :mod:`geounet.training.checkpoint`)."""
         import torch
 
-        cfg, data = self.config, self.data
-        config = asdict(cfg)
-        config.pop("device")
-        background = data.spec.background_class
-        val_iou = self.history[self.best_epoch - 1]["val_iou"]
-        training = {
-            "scene": os.path.basename(str(scene)), "scene_sha256": file_sha256(scene),
-            "labels": os.path.basename(str(labels)), "labels_sha256": file_sha256(labels),
-            "config": config, "best_epoch": self.best_epoch, "val_iou": val_iou,
-            "held_out_rows": data.held_rows, "history": self.history,
-            "torch": torch.__version__, "seconds": round(seconds, 1),
+        return {
+            "epoch": self.epoch, "step": self.step, "history": self.history,
+            "best_state": self.best_state, "best_score": self.best_score,
+            "best_epoch": self.best_epoch,
+            "model": ddp.unwrap(self.model).state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "torch_rng": torch.get_rng_state(), "config": self.config_record(),
+            "dataset": self.setup.dataset_record,
         }
-        return ModelMetadata(
-            name=cfg.name, architecture=cfg.arch, arch_args=dict(cfg.arch_args),
-            bands=list(data.bands), band_names=cfg.band_names or [f"band{b}" for b in data.bands],
-            band_mean=[float(v) for v in data.band_mean],
-            band_std=[float(v) for v in data.band_std],
-            classes=data.classes, gsd_m=round(data.gsd_m, 4), tile_size_px=cfg.tile_size_px,
-            overlap_px=cfg.overlap_px, threshold=cfg.threshold, pad_multiple=self.pad_multiple,
-            background_class=background, class_colors=default_colors(data.classes, background),
-            training=training,
-        )
 
-    def save(self, output: str | os.PathLike, scene: str | os.PathLike,
-             labels: str | os.PathLike, t_start: float) -> TrainResult:
-        """Load the kept checkpoint and write the model file (atomically).
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Continue from a checkpoint's state (:meth:`state`)."""
+        import torch
+
+        ddp.unwrap(self.model).load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state["scheduler"] is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        self.epoch, self.step, self.history = state["epoch"], state["step"], state["history"]
+        self.best_state, self.best_score = state["best_state"], state["best_score"]
+        self.best_epoch = state["best_epoch"]
+        log.info("resuming after epoch %d of %d (step %d)", self.epoch, self.config.epochs,
+                 self.step)
+
+    def config_record(self) -> dict[str, Any]:
+        """The options as the model file records them (without the device)."""
+        config = asdict(self.config)
+        for key in ("device", "workers", "log_dir", "tensorboard"):
+            config.pop(key)
+        return config
+
+    def save(self, output: str | os.PathLike, t_start: float) -> TrainResult:
+        """Load the kept weights and write the model file (``output.save_trained``).
 
         Args:
-            output: ``.safetensors`` file to write.
-            scene: The training scene.
-            labels: The label file.
+            output: ``.safetensors`` file to write (atomically; rank 0 only).
             t_start: ``time.perf_counter()`` at the start of the run.
 
         Returns:
             The :class:`TrainResult`.
         """
-        self.model.load_state_dict(self.best_state)
-        self.model.to("cpu")
-        meta = self.metadata(scene, labels, time.perf_counter() - t_start)
-        measure = measure_trained(self.model, meta, self.data.scaled, self.config.tile_size_px,
-                                  self.config.batch_size, self.config.seed,
-                                  scene=os.path.basename(str(scene)))
-        if measure is not None:
-            meta = replace(meta, **context_metadata(meta, measure))
-        save_model(self.model, meta, output)
-        return TrainResult(
-            path=Path(output),
-            best_epoch=self.best_epoch,
-            val_iou=self.history[self.best_epoch - 1]["val_iou"],
-            history=self.history,
-            seconds=time.perf_counter() - t_start,
-        )
+        return save_trained(self, output, t_start)
 
-    def fit(self, scene: str | os.PathLike, labels: str | os.PathLike,
-            output: str | os.PathLike, overwrite: bool = False) -> TrainResult:
+    def fit(self, dataset: list[SceneSpec] | str | os.PathLike,
+            labels: str | os.PathLike | None, output: str | os.PathLike,
+            overwrite: bool = False, resume: str | os.PathLike | None = None) -> TrainResult:
         """Run every phase and write the model file (see :func:`train`).
 
         Args:
-            scene: Raster with a CRS.
-            labels: Label polygons (any CRS; reprojected).
+            dataset: The scenes, or one scene path with ``labels``.
+            labels: Label polygons of a single scene (else ``None``).
             output: ``.safetensors`` model file to write.
             overwrite: Replace an existing output.
+            resume: A checkpoint (or log folder) of a killed run with the same options.
 
         Returns:
             The :class:`TrainResult`.
@@ -334,52 +322,71 @@ class Trainer:
         """
         import torch
 
-        cfg = self.config
-        t_start = time.perf_counter()
+        from geounet.training.checkpoint import check_resumable, load_checkpoint
+
+        cfg, t_start = self.config, time.perf_counter()
         check_output(output, overwrite)
-        self.rng = np.random.default_rng(cfg.seed)
+        state = load_checkpoint(resume) if resume else None
         torch.manual_seed(cfg.seed)
-        data = self.prepare_data(scene, labels)
+        data = self.prepare_data(dataset, labels)
         self.configure_model()
         self.configure_loss()
         self.configure_optimizers()
-        log.info(
-            "training %s on %s: %d classes %s, %d bands, val region %s, %d epochs x %d steps",
-            cfg.arch, scene, len(data.classes), data.classes, len(data.bands), cfg.val_region,
-            cfg.epochs, cfg.steps_per_epoch,
-        )
-        self.progress(0, self.total_steps, "train")
-        for epoch in range(1, cfg.epochs + 1):
-            loss = self.train_epoch()
-            self.checkpoint(epoch, loss, self.validate())
-        return self.save(output, scene, labels, t_start)
+        self.configure_batches(output)
+        if state is not None:
+            check_resumable(state, self.config_record(), self.setup.dataset_record)
+            self.load_state(state)
+        self.setup.open_log(self.history)
+        log.info("training %s on %d scene(s): %d classes %s, %d bands, GSD %.4g m, %d epochs "
+                 "x %d steps", self.setup.arch, len(data.scenes), len(data.classes),
+                 data.classes, len(data.bands), data.gsd_m, cfg.epochs, cfg.steps_per_epoch)
+        self.progress(self.step, self.total_steps, "train")
+        try:
+            while self.epoch < cfg.epochs:
+                t0 = time.perf_counter()
+                loss = self.train_epoch()
+                self.checkpoint(self.epoch, loss, self.validate(), time.perf_counter() - t0)
+                ddp.barrier(self.env)
+            return self.save(output, t_start)
+        finally:
+            self.setup.close()
 
 
 def train(
-    scene: str | os.PathLike,
-    labels: str | os.PathLike,
+    scene: str | os.PathLike | list[SceneSpec],
+    labels: str | os.PathLike | None,
     output: str | os.PathLike,
     config: TrainConfig | None = None,
     progress: Progress | None = None,
     overwrite: bool = False,
+    resume: str | os.PathLike | None = None,
 ) -> TrainResult:
-    """Train a model on one scene and write a geounet model file.
+    """Train a model on one scene or a dataset of scenes and write a geounet model file.
 
-    The scene is read whole into memory (training scenes are chips, not
-    cities). See :class:`Trainer` for the phases.
+    No scene is read whole: windows are read from disk as they are drawn. See
+    :class:`Trainer` for the phases.
 
     Args:
-        scene: Raster with a CRS.
-        labels: Label polygons (any CRS; reprojected).
+        scene: Raster with a CRS, or the dataset's scenes
+            (:func:`~geounet.training.dataset.read_dataset_csv`,
+            :func:`~geounet.training.dataset.pairs`).
+        labels: Label polygons of a single scene (any CRS; reprojected), or
+            ``None`` with a dataset.
         output: ``.safetensors`` model file to write (atomically).
         config: :class:`TrainConfig`.
         progress: Reporter; ``train`` stage counts steps.
         overwrite: Replace an existing output.
+        resume: A checkpoint of a killed run (:mod:`~geounet.training.checkpoint`).
 
     Returns:
-        A :class:`TrainResult`.
+        A :class:`TrainResult` (on ranks > 0 of a data-parallel run: its ``path``
+        is the output the main rank writes).
 
     Raises:
         GeounetError: subclasses for bad scenes, labels, regions, outputs.
     """
-    return Trainer(config, progress).fit(scene, labels, output, overwrite)
+    if isinstance(scene, list) and labels is not None:
+        raise InvalidOptionError("give a dataset (a list of scenes) or one scene and its "
+                                 "labels, not both")
+    return Trainer(config, progress).fit(scene, labels, output, overwrite, resume)
+

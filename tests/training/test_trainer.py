@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from rasterio.windows import Window
 from builders import LABEL_T as T
 from builders import sparse_landcover, synthetic
 from safetensors.torch import load_file
@@ -70,7 +71,7 @@ def test_sparse_labels_ignore_unlabelled_pixels_and_hold_out_polygons(tmp_path):
                       unlabelled="ignore")
     assert classes == ["water", "field", "town"]  # no background class, map order = ids
     assert (lab == 255).mean() > 0.5 and set(np.unique(lab)) == {0, 1, 2, 255}
-    cfg = dict(CFG, epochs=3, steps_per_epoch=10, val_region=None)
+    cfg = dict(CFG, epochs=3, steps_per_epoch=20, val_region=None)
     r = train(scene, labels, tmp_path / "lc.safetensors",
               TrainConfig(label_column="code", class_map={"1": "water", "2": "field",
                                                            "3": "town"},
@@ -110,15 +111,21 @@ def test_trainer_runs_phase_by_phase_like_train(tmp_path):
     t = Trainer(cfg)
     data = t.prepare_data(scene, labels)
     assert data.binary and data.out_channels == 1 and data.has_validation
-    assert data.classes == ["background", "building"] and data.scaled.dtype == np.float32
-    assert (data.train_labels[:, 192:] == 255).all()  # the east quarter is never trained on
-    assert (data.val_labels[:, :192] == 255).all() and (data.val_labels[:, 192:] != 255).any()
+    assert data.classes == ["background", "building"] and len(data.scenes) == 1
+    ts = data.scenes[0]
+    whole_grid = Window(0, 0, ts.width, ts.height)
+    train_lab = ts.labels(whole_grid, data.spec.fill, train=True)
+    val_lab = ts.labels(whole_grid, data.spec.fill, train=False)
+    assert (train_lab[:, 192:] == 255).all()  # the east quarter is never trained on
+    assert (val_lab[:, :192] == 255).all() and (val_lab[:, 192:] != 255).any()
     torch.manual_seed(2)  # as fit() seeds before building the model
     t.configure_model()
     assert t.configure_loss() is None  # binary: BCE + Dice, unweighted
     t.configure_optimizers()
+    t.configure_batches(tmp_path / "phases.safetensors")
     t.checkpoint(1, t.train_epoch(), t.validate())
-    res = t.save(tmp_path / "phases.safetensors", scene, labels, 0.0)
+    res = t.save(tmp_path / "phases.safetensors", 0.0)
+    t.setup.close()
     whole = train(scene, labels, tmp_path / "whole.safetensors", cfg)
     assert res.history == whole.history and res.best_epoch == whole.best_epoch == 1
     a, b = load_file(str(res.path)), load_file(str(whole.path))
