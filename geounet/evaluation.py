@@ -33,7 +33,7 @@ from geounet.errors import (
     MissingCRSError,
     ModelFileError,
 )
-from geounet.io.checksum import file_sha256
+from geounet.held_out import check_truth, held_out_of
 from geounet.io.read import open_raster
 from geounet.io.vector import read_vector
 from geounet.labels import LabelSpec, burn_labels
@@ -107,13 +107,7 @@ def held_out_selection(model: str | os.PathLike,
             f"model {model!r} records no held-out polygons (train it with "
             "--val-polygons); pass --rows instead"
         )
-    want = training.get("labels_sha256")
-    if want and Path(truth).is_file() and file_sha256(truth) != want:
-        raise InvalidOptionError(
-            f"{truth!r} is not the label file model {model!r} was trained on "
-            f"({training.get('labels')!r}, SHA-256 {want[:12]}...): its held-out rows "
-            "would select other polygons; pass that file, or --rows"
-        )
+    check_truth(model, truth, training.get("labels_sha256"))
     cfg = training.get("config", {})
     class_map = ({str(k): v for k, v in cfg["class_map"].items()} if cfg.get("class_map")
                  else None)
@@ -339,7 +333,10 @@ def evaluate(
         class_map: See :func:`evaluate_classes`.
         classes: See :func:`evaluate_classes`.
         rows: See :func:`evaluate_classes`.
-        held_out_of: See :func:`evaluate_classes`.
+        held_out_of: A model (path or bundled name): score only what it held out
+            of the scene ``pred`` covers (:func:`geounet.held_out.held_out_of`:
+            a ``val``/``test`` scene whole, a held-out region, or held-out
+            polygons), with its label column and class map unless given.
 
     Returns:
         :class:`~geounet.metrics.EvaluationResult`.
@@ -350,9 +347,11 @@ def evaluate(
         MissingCRSError: for a vector without CRS.
         RegionError: for a bad region.
     """
-    if label_column is not None or held_out_of is not None:
-        return evaluate_classes(pred, truth, label_column, class_map, classes, rows, region,
-                                held_out_of)
+    if held_out_of is not None:
+        return _evaluate_held_out(pred, truth, held_out_of, region, grid, iou_threshold,
+                                  label_column, class_map, classes, rows)
+    if label_column is not None:
+        return evaluate_classes(pred, truth, label_column, class_map, classes, rows, region)
     _require_files(pred, truth)
     masks, gridinfo = _foreground_masks(pred, truth, grid)
     valid = masks["pred"][1] & masks["truth"][1]
@@ -366,3 +365,24 @@ def evaluate(
     pix = pixel_metrics(masks["pred"][0], masks["truth"][0], valid)
     bld = match_footprints(pred_geoms, truth_geoms, iou_threshold)
     return EvaluationResult(pix, bld, region)
+
+
+def _evaluate_held_out(pred: str | os.PathLike, truth: str | os.PathLike, model: Any,
+                       region: str | None, grid: Any, iou_threshold: float,
+                       label_column: str | None, class_map: dict[str, str] | None,
+                       classes: list[str] | None, rows: list[int] | None) -> EvaluationResult:
+    """:func:`evaluate` of what ``model`` held out (``--held-out-of``)."""
+    if rows is not None:
+        raise InvalidOptionError("give rows or held_out_of (--rows or --held-out-of), not both")
+    _require_files(pred, truth)
+    h = held_out_of(model, pred, truth)
+    if region and h.region:
+        raise InvalidOptionError(
+            f"model {str(model)!r} held out region {h.region} of scene {h.scene!r}; give "
+            "--region or --held-out-of, not both")
+    region = region or h.region
+    column = label_column or h.label_column
+    if h.rows is not None or h.multiclass or label_column:
+        return evaluate_classes(pred, truth, column, class_map or h.class_map, classes, h.rows,
+                                region)
+    return evaluate(pred, truth, region=region, grid=grid, iou_threshold=iou_threshold)

@@ -27,9 +27,9 @@ from geounet.cli.options import verbosity
 @click.option("--rows", default=None, metavar="N,N",
               help="Score only these truth features (0-based positions in the file).")
 @click.option("--held-out-of", "held_out_of", default=None, metavar="MODEL",
-              help="Score only the polygons MODEL held out in training (its "
-                   "training.held_out_rows); the model's label column and classes are used "
-                   "unless given.")
+              help="Score only what MODEL held out of the scene PRED covers: a val/test "
+                   "scene whole, a held-out region, or held-out polygons; the model's label "
+                   "column and classes are used unless given.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
               help="Also write the figures as JSON ('-' for stdout).")
 @verbosity

@@ -15,10 +15,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+import geounet.training.ddp as ddp
 from geounet.errors import InvalidOptionError
 from geounet.models.registry import build_model
 from geounet.pipeline.predictors import Predictor, resolve_device
-from geounet.training import ddp
 from geounet.training.config import TrainConfig
 from geounet.training.data import TrainingData
 

@@ -25,12 +25,12 @@ from typing import Any
 
 import numpy as np
 
+import geounet.training.ddp as ddp
 from geounet.errors import InvalidOptionError
 from geounet.io.atomic import check_output
 from geounet.metrics import iou_from_confusion
 from geounet.models.metadata import import_optional
 from geounet.progress import NullProgress, Progress, check_cancelled
-from geounet.training import ddp
 from geounet.training.config import TrainConfig, TrainResult
 from geounet.training.data import TrainingData, class_pixel_counts, prepare_data
 from geounet.training.dataset import SceneSpec, pairs
