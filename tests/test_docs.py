@@ -46,3 +46,26 @@ def test_tiling_doc_example_runs(tmp_path, index):
     out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
+
+
+TRAINING = (ROOT / "docs" / "training.md").read_text()
+TRAINING_BLOCKS = re.findall(r"```(python|sh)\n(.*?)```", TRAINING, re.S)
+
+
+def test_training_doc_blocks_run_in_order(tmp_path):
+    """docs/training.md: its python and sh blocks run one after the other in one folder
+    (each uses what the ones before made); the 4-GPU ``torchrun`` is a ``text`` block."""
+    assert len(TRAINING_BLOCKS) >= 8
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    env = dict(os.environ, GEOUNET_DISABLE_PLUGINS="1",
+               PATH=f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}")
+    for kind, block in TRAINING_BLOCKS:
+        cmd = [sys.executable, "-c", block] if kind == "python" else [
+            "bash", "-euo", "pipefail", "-c", block]
+        out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
+                             timeout=600)
+        assert out.returncode == 0, f"{block}\n{out.stderr[-3000:]}"
+        if "cmp first.safetensors" in block:
+            assert "identical" in out.stdout
+        if "--held-out-of" in block:
+            assert "pixel     IoU" in out.stdout
