@@ -1,25 +1,32 @@
-"""Training a segmentation model on a scene and its label polygons.
+"""Training a segmentation model on scenes and their label polygons.
 
-Labels are rasterised in the scene's grid (``rasterio.features.rasterize``, pixel-centre
-rule; :mod:`geounet.labels`). A rectangular validation region is held out spatially: its
-labels never reach the loss, and training windows are drawn outside it when they fit.
-Sparse labels (land cover digitised as a few polygons) are trained with
-``unlabelled="ignore"``: pixels outside every polygon are left out of the loss instead of
-counting as background, and whole polygons, a seeded fraction of each class, can be held
-out for validation (``val_polygons``) so that the pixels of one polygon are never split
-between training and validation. Each step takes random tiles with random flips and
-90-degree rotations. The loss is BCE + soft Dice for a binary model (Milletari et al.
-2016, V-Net) and cross-entropy for several classes; pixels labelled
-:data:`~geounet.constants.CLASS_NODATA` (nodata, or the validation region) are left out
-of both. The optimiser is Adam (Kingma and Ba 2015). After each epoch the held-out region
-or polygons are predicted with the same tiling and blending as ``geounet predict``, and
-the checkpoint with the best validation IoU is kept (or the last one, ``keep="last"``).
+A run takes one scene and its labels, or a dataset of scenes (a CSV ``scene,labels[,split]``,
+:mod:`~geounet.training.dataset`). No scene is read whole: scenes are prepared from their
+metadata and label polygons (:mod:`~geounet.training.scenes`: the grid at the training GSD,
+polygons reprojected and clipped, held-out region and polygons, sampling weight), and
+windows are read from disk by a ``torch.utils.data`` dataset with worker processes
+(:mod:`~geounet.training.windows`), labels burned per window (``rasterio.features.rasterize``,
+pixel-centre rule). Held out: ``val`` scenes, a rectangular region of each ``train`` scene
+(its labels never reach the loss, windows are drawn outside it when they fit) and, for
+sparse labels (``unlabelled="ignore"``: pixels outside every polygon left out of the loss),
+whole polygons (``val_polygons``). Batches are augmented with kornia
+(:mod:`~geounet.training.augment`). The loss is BCE + soft Dice for a binary model
+(Milletari et al. 2016, V-Net) and cross-entropy for several classes; pixels labelled
+:data:`~geounet.constants.CLASS_NODATA` are left out of both. The optimiser is Adam (Kingma
+and Ba 2015). After each epoch the held-out pixels are predicted with the same tiling and
+blending as ``geounet predict`` (:mod:`~geounet.training.validation`), the best (or last)
+weights kept, and a checkpoint written (:mod:`~geounet.training.checkpoint`,
+:mod:`~geounet.training.records`). Runs start from another model with ``init``
+(:mod:`~geounet.training.finetune`) and are data-parallel under ``torchrun``
+(:mod:`~geounet.training.ddp`).
 
-Modules: :mod:`~geounet.training.config` (options and result),
-:mod:`~geounet.training.data` (the scene and its split),
-:mod:`~geounet.training.sampling` (random tiles), :mod:`~geounet.training.losses`,
+Modules in order: :mod:`~geounet.training.config` (options and result),
+:mod:`~geounet.training.dataset`, :mod:`~geounet.training.scenes`,
+:mod:`~geounet.training.data` (the prepared run), :mod:`~geounet.training.sampling`,
+:mod:`~geounet.training.windows`, :mod:`~geounet.training.augment`,
+:mod:`~geounet.training.losses`, :mod:`~geounet.training.model_setup`,
 :mod:`~geounet.training.trainer` (:class:`~geounet.training.trainer.Trainer` and
-:func:`train`).
+:func:`train`), :mod:`~geounet.training.output` (the model file).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from rasterio.windows import Window, from_bounds
+from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
 from geounet.constants import CLASS_NODATA
@@ -339,8 +339,3 @@ def _blocks(width: int, height: int, size: int) -> list[Window]:
     return [Window(c, r, min(size, width - c), min(size, height - r))
             for r in range(0, height, size) for c in range(0, width, size)]
 
-
-def scene_from_bounds(ts: TrainScene, bounds: tuple[float, float, float, float]) -> Window:
-    """The pixel window of ``bounds`` (CRS units) in ``ts``'s grid, rounded outwards."""
-    win = from_bounds(*bounds, transform=ts.transform)
-    return win.round_offsets(op="floor").round_lengths(op="ceil")
