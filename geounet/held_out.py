@@ -128,6 +128,11 @@ def held_out_of(model: str | os.PathLike, pred: str | os.PathLike,
         return HeldOut(entry["scene"], "train", region, None, **base)
     rows = entry["held_out_rows"] if entry is not None else training.get("held_out_rows")
     want = entry["labels_sha256"] if entry is not None else training.get("labels_sha256")
+    if not rows and entry is None and cfg.get("val_region"):
+        raise ModelFileError(
+            f"model {str(model)!r} held out region {cfg['val_region']} of "
+            f"{training.get('scene')!r} but records no scene bounds (trained before datasets "
+            f"were recorded); score that scene's prediction with --region {cfg['val_region']}")
     if not rows:
         where = f"scene {entry['scene']!r}" if entry else "the model's training data"
         raise ModelFileError(

@@ -22,9 +22,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
-log = logging.getLogger(__name__)
+log = logging.getLogger(__name__)  # torch is imported where it is used: geounet train says
+# that torch is missing in one line (geounet.training imports this module)
 
 
 @dataclass(frozen=True)
@@ -73,6 +72,7 @@ def setup(env: DistEnv, device: Any) -> Any:
     """
     if not env.distributed:
         return device
+    import torch
     import torch.distributed as dist
 
     cuda = torch.device(device).type == "cuda"
@@ -89,6 +89,7 @@ def wrap(model: Any, env: DistEnv, device: Any) -> Any:
     """``DistributedDataParallel(model)`` in a distributed run, else ``model``."""
     if not env.distributed:
         return model
+    import torch
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [device.index] if torch.device(device).type == "cuda" else None
@@ -104,6 +105,7 @@ def mean_over_ranks(values: list[float], env: DistEnv) -> list[float]:
     """Mean of each value over the processes (the values themselves with one)."""
     if not env.distributed:
         return values
+    import torch
     import torch.distributed as dist
 
     t = torch.tensor(values, dtype=torch.float64)

@@ -343,7 +343,7 @@ def test_train_and_evaluate_sparse_labels_from_the_cli(tmp_path, runner):
     assert r.exit_code == 2 and "VALUE=NAME" in r.output
     r = runner.invoke(cli, ["evaluate", str(classes), str(labels), "--held-out-of",
                             "buildings-atlanta"])
-    assert r.exit_code == 1 and "records no held-out polygons" in r.output
+    assert r.exit_code == 1 and "--region east:0.333" in r.output
     assert "Traceback" not in r.output
 
 
