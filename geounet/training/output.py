@@ -31,6 +31,8 @@ def training_record(trainer: Any) -> dict[str, Any]:
     """The ``training`` metadata of a run (see the module docstring)."""
     import torch
 
+    from geounet.training.augment import parse_augment
+
     data, setup = trainer.data, trainer.setup
     dataset = setup.dataset_record
     first = dataset[0]
@@ -43,6 +45,7 @@ def training_record(trainer: Any) -> dict[str, Any]:
         "val_iou": trainer.history[trainer.best_epoch - 1]["val_iou"],
         "held_out_rows": sorted({r for rows in data.held_rows.values() for r in rows})
         if len(data.held_rows) == 1 else [],
+        "augment": parse_augment(trainer.config.augment).to_dict(),
         "history": trainer.history, "torch": torch.__version__,
         "world_size": trainer.env.world,
     }

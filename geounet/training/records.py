@@ -5,7 +5,7 @@ In the run's log folder (``geounet train --log-dir``; default
 
 * ``metrics.jsonl``: one JSON object per epoch: ``epoch``, ``loss`` (mean
   training loss), ``val_iou`` (``null`` without validation), ``lr`` (at the
-  epoch's end), ``seconds`` (the epoch's wall time), ``steps_per_s``,
+  epoch's end), ``seconds`` (wall time of the epoch's steps, validation left out), ``steps_per_s``,
   ``tiles_per_s`` and ``rss_mb`` (peak resident memory of the process so far,
   MiB). Rewritten from the checkpoint's history when a run resumes, so it
   never holds an epoch twice.

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 from rasterio.windows import Window
+from rasterio.windows import bounds as window_bounds
 from rasterio.windows import transform as window_transform
 
 from geounet.constants import CLASS_NODATA
@@ -117,7 +118,9 @@ class TrainScene:
         """
         h, w = int(window.height), int(window.width)
         tr = window_transform(window, self.transform)
-        polys, held = self.polygons, self.polygons["held"].to_numpy()
+        # only the polygons near the window: the cost stays that of a window, not a scene
+        polys = clip_to(self.polygons, window_bounds(window, self.transform))
+        held = polys["held"].to_numpy()
         held_px = burn_labels(polys[held], w, h, tr, CLASS_NODATA)
         inside = self._mask(window, self.val_window)
         if train:
@@ -216,6 +219,8 @@ def clip_to(gdf: Any, bounds: tuple[float, float, float, float]) -> Any:
     """The polygons whose bounding boxes meet ``bounds`` (minx, miny, maxx, maxy; CRS units)."""
     from shapely.geometry import box
 
+    if not len(gdf):
+        return gdf
     return gdf.iloc[np.sort(gdf.sindex.query(box(*bounds)))]
 
 

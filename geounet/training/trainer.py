@@ -238,7 +238,7 @@ class Trainer:
             epoch: 1-based epoch.
             loss: Its mean training loss.
             val_iou: Its validation IoU, or ``None``.
-            seconds: Its wall time (records only).
+            seconds: Wall time of its steps (records only).
         """
         self.history.append({"epoch": epoch, "loss": loss, "val_iou": val_iou})
         log.info("epoch %d/%d loss %.4f val IoU %s", epoch, self.config.epochs, loss,
@@ -345,7 +345,8 @@ class Trainer:
             while self.epoch < cfg.epochs:
                 t0 = time.perf_counter()
                 loss = self.train_epoch()
-                self.checkpoint(self.epoch, loss, self.validate(), time.perf_counter() - t0)
+                seconds = time.perf_counter() - t0  # the steps alone, not the validation
+                self.checkpoint(self.epoch, loss, self.validate(), seconds)
                 ddp.barrier(self.env)
             return self.save(output, t_start)
         finally:

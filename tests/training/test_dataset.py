@@ -57,6 +57,14 @@ def test_shared_label_file_is_clipped_per_scene_and_val_scenes_are_never_sampled
         assert ((maxx >= 500000 + 256 * k) & (minx <= 500000 + 256 * (k + 1))).all()
         assert 0 < len(ts.polygons) < 30  # clipped: not the whole file
     assert data.scenes[2].weight == 0 and data.scenes[2].val_window == Window(0, 0, 256, 128)
+    # a window's labels (its nearby polygons only) are the scene's labels there
+    ts = data.scenes[1]
+    whole = ts.labels(Window(0, 0, ts.width, ts.height), 0, train=True)
+    for c, r in ((0, 0), (37, 21), (200, 90)):
+        part = ts.labels(Window(c, r, 64, 64), 0, train=True)
+        inside = whole[r:r + 64, c:c + 64]
+        assert np.array_equal(part[:inside.shape[0], :inside.shape[1]], inside)
+    assert (whole == 1).sum() > 500
     ds = WindowDataset(data.scenes, data.scaler, data.spec.fill, 64, seed=0)
     picks = collections.Counter(ds.window(i)[0].index for i in range(600))
     assert picks[2] == 0 and abs(picks[0] - picks[1]) < 90  # equal areas, equal shares
