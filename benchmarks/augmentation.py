@@ -45,8 +45,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import runtimes  # benchmarks/ is not a package: its CPU helpers
 
@@ -61,30 +59,14 @@ COLUMNS = ["held-out east-third F1", "chip F1 0.5 m"] + [
 
 
 def copy_at(path: Path, gsd_m: float) -> Path:
-    """The Atlanta chip resampled to ``gsd_m`` (same CRS and origin), as the tests make it.
+    """The Atlanta chip resampled to ``gsd_m``, made as the tests make it.
 
-    Reduced with ``average`` (what a coarser sensor integrates), enlarged with
-    ``cubic`` (as a data provider resamples a product): the same code as
-    ``tests/pipeline/test_resample.py::_copy_at``.
+    ``tests/builders.py::copy_at_gsd``: reduced with ``average``, enlarged with ``cubic``.
     """
-    import rasterio
-    from rasterio.enums import Resampling
-    from rasterio.warp import reproject
+    sys.path.insert(0, str(ROOT / "tests"))
+    from builders import copy_at_gsd
 
-    with rasterio.open(CHIP) as src:
-        f = gsd_m / src.res[0]
-        w, h = round(src.width / f), round(src.height / f)
-        t = src.transform * src.transform.scale(f, f)
-        out = np.zeros((1, h, w), np.uint16)
-        reproject(rasterio.band(src, 1), out, dst_transform=t, dst_crs=src.crs,
-                  src_nodata=0, dst_nodata=0,
-                  resampling=Resampling.average if f > 1 else Resampling.cubic)
-        crs = src.crs
-    profile = dict(driver="GTiff", width=w, height=h, count=1, dtype="uint16", crs=crs,
-                   transform=t, nodata=0)
-    with rasterio.open(path, "w", **profile) as ds:
-        ds.write(out)
-    return path
+    return Path(copy_at_gsd(path, gsd_m, CHIP))
 
 
 def labels_of(specs: list[str]) -> list[str]:

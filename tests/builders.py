@@ -202,3 +202,24 @@ def scene_row(tmp_path, n=3, seed=0, width=256, height=128, coarse=None):
     gpd.GeoDataFrame({"kind": ["a", "b"] * (len(boxes) // 2)}, geometry=boxes,
                      crs="EPSG:32616").to_file(labels)
     return scenes, labels
+
+
+def copy_at_gsd(path, gsd_m: float, src_path=SAMPLE_SCENE):
+    """The Atlanta chip (or ``src_path``) resampled to ``gsd_m`` (same CRS and origin).
+
+    Reduced with ``average`` (what a coarser sensor integrates), enlarged with ``cubic``
+    (as a data provider resamples a product). Used by ``tests/pipeline/test_resample.py``
+    and ``benchmarks/augmentation.py``.
+    """
+    from rasterio.enums import Resampling
+    from rasterio.warp import reproject
+
+    with rasterio.open(src_path) as src:
+        f = gsd_m / src.res[0]
+        w, h = round(src.width / f), round(src.height / f)
+        t = src.transform * src.transform.scale(f, f)
+        out = np.zeros((1, h, w), np.uint16)
+        reproject(rasterio.band(src, 1), out, dst_transform=t, dst_crs=src.crs,
+                  src_nodata=0, dst_nodata=0,
+                  resampling=Resampling.average if f > 1 else Resampling.cubic)
+    return write_geotiff(path, out, transform=t, nodata=0)

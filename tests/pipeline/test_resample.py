@@ -8,10 +8,8 @@ import logging
 import numpy as np
 import pytest
 import rasterio
-from builders import SAMPLE_LABELS, SAMPLE_SCENE, random_scene, write_geotiff
-from rasterio.enums import Resampling
+from builders import SAMPLE_LABELS, SAMPLE_SCENE, copy_at_gsd, random_scene, write_geotiff
 from rasterio.transform import from_origin
-from rasterio.warp import reproject
 from rasterio.windows import Window
 
 from geounet.cli import cli
@@ -26,21 +24,7 @@ from geounet.pipeline.resample import choose_grid
 CPU = PredictConfig(device="cpu", runtime="onnxruntime")
 
 
-def _copy_at(path, gsd_m: float):
-    """The Atlanta chip resampled to ``gsd_m`` (same CRS and origin).
-
-    Reduced with ``average`` (what a coarser sensor integrates), enlarged with ``cubic``
-    (as a data provider resamples a product).
-    """
-    with rasterio.open(SAMPLE_SCENE) as src:
-        f = gsd_m / src.res[0]
-        w, h = round(src.width / f), round(src.height / f)
-        t = src.transform * src.transform.scale(f, f)
-        out = np.zeros((1, h, w), np.uint16)
-        reproject(rasterio.band(src, 1), out, dst_transform=t, dst_crs=src.crs,
-                  src_nodata=0, dst_nodata=0,
-                  resampling=Resampling.average if f > 1 else Resampling.cubic)
-    return write_geotiff(path, out, transform=t, nodata=0)
+_copy_at = copy_at_gsd
 
 
 def _footprint_f1(scene, tmp_path, name, **kw):
